@@ -1,0 +1,1 @@
+"""Ingestion: validate, stamp, and durably append events to the raw log."""

@@ -1,0 +1,1 @@
+"""Sluice: a lightweight, self-hosted analytics pipeline."""

@@ -1,0 +1,37 @@
+"""Connections to PostgreSQL: every Sluice connection works inside the configured schema."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool
+
+from sluice.settings import Settings
+
+
+def conninfo(settings: Settings, application_name: str = "sluice") -> str:
+    """The DSN with `search_path` set, so SQL files use unqualified table names."""
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set (sluice serve starts an embedded PostgreSQL when it is empty)")
+    params = conninfo_to_dict(settings.database_url)
+    options = str(params.get("options") or "")
+    options = f"{options} -c search_path={settings.schema},public".strip()
+    return make_conninfo(settings.database_url, options=options, application_name=application_name)
+
+
+def connect(settings: Settings, *, autocommit: bool = False, application_name: str = "sluice") -> psycopg.Connection:
+    return psycopg.connect(conninfo(settings, application_name), autocommit=autocommit)
+
+
+def async_pool(
+    settings: Settings, *, min_size: int = 2, max_size: int = 10, name: str = "sluice"
+) -> AsyncConnectionPool:
+    """A pool that is opened (and awaited) in the app's lifespan, never at import time."""
+    return AsyncConnectionPool(
+        conninfo(settings, name),
+        min_size=min_size,
+        max_size=max_size,
+        open=False,
+        name=name,
+        kwargs={"autocommit": True},
+    )

@@ -1,0 +1,104 @@
+"""All configuration, read once from the environment (`DATABASE_URL` and `SLUICE_*`)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SQL_DIR = Path(os.environ.get("SLUICE_SQL_DIR", REPO_ROOT / "sql"))
+
+
+class ConfigError(ValueError):
+    """A setting has a value Sluice cannot use; the message names the variable and the value."""
+
+
+def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{key}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{key}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _list(env: Mapping[str, str], key: str, default: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(key, default).split(",") if item.strip())
+
+
+def _networks(
+    env: Mapping[str, str], key: str, default: str
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for item in _list(env, key, default):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"{key}: {item!r} is not an IP address or network") from None
+    return tuple(networks)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where the data lives. Empty database_url means: run a private embedded PostgreSQL.
+    database_url: str = ""
+    schema: str = "sluice"
+    data_dir: Path = Path(".sluice")
+
+    # Serving.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+
+    # Ingestion.
+    cors_origins: tuple[str, ...] = ("*",)
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
+        default_factory=lambda: _networks({}, "", "127.0.0.0/8,::1/128")
+    )
+    max_future_skew_s: int = 60
+    geoip_db: str = ""
+    partitions_ahead_days: int = 7
+
+    # ETL.
+    etl_schedule: str = "60"  # seconds between runs, or "off"
+    admin_token: str = ""
+    session_timeout_min: int = 30
+    lateness_days: int = 3
+    retention_days: int = 90
+    daily_retention_days: int = 730
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        schema = env.get("SLUICE_SCHEMA", "sluice")
+        if not schema.isidentifier() or schema.lower() != schema:
+            raise ConfigError(f"SLUICE_SCHEMA={schema!r} must be a lowercase SQL identifier")
+        schedule = env.get("SLUICE_ETL_SCHEDULE", "60").strip().lower()
+        if schedule != "off" and not (schedule.isdigit() and int(schedule) > 0):
+            raise ConfigError(f"SLUICE_ETL_SCHEDULE={schedule!r} must be a number of seconds or 'off'")
+        return cls(
+            database_url=env.get("DATABASE_URL", ""),
+            schema=schema,
+            data_dir=Path(env.get("SLUICE_DATA_DIR", ".sluice")),
+            host=env.get("SLUICE_HOST", "127.0.0.1"),
+            port=_int(env, "SLUICE_PORT", 8000, minimum=1),
+            workers=_int(env, "SLUICE_WORKERS", 1, minimum=1),
+            cors_origins=_list(env, "SLUICE_CORS_ORIGINS", "*"),
+            trusted_proxies=_networks(env, "SLUICE_TRUSTED_PROXIES", "127.0.0.0/8,::1/128"),
+            max_future_skew_s=_int(env, "SLUICE_MAX_FUTURE_SKEW", 60),
+            geoip_db=env.get("SLUICE_GEOIP_DB", ""),
+            partitions_ahead_days=_int(env, "SLUICE_PARTITIONS_AHEAD_DAYS", 7, minimum=1),
+            etl_schedule=schedule,
+            admin_token=env.get("SLUICE_ADMIN_TOKEN", ""),
+            session_timeout_min=_int(env, "SLUICE_SESSION_TIMEOUT_MINUTES", 30, minimum=1),
+            lateness_days=_int(env, "SLUICE_LATENESS_DAYS", 3, minimum=0),
+            retention_days=_int(env, "SLUICE_RETENTION_DAYS", 90, minimum=1),
+            daily_retention_days=_int(env, "SLUICE_DAILY_RETENTION_DAYS", 730, minimum=1),
+        )
