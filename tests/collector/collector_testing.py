@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx2
 import orjson
 from starlette.testclient import TestClient
 
@@ -31,7 +32,7 @@ def event(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in base.items() if v is not None}
 
 
-def post(client: TestClient, body: Any, **headers: str) -> Any:
+def post(client: TestClient, body: Any, **headers: str) -> httpx2.Response:
     return client.post("/collect", content=orjson.dumps(body), headers={"Content-Type": "application/json", **headers})
 
 
