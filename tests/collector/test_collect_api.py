@@ -264,3 +264,21 @@ def test_recent_rejects_a_bad_limit(client: TestClient, limit: str) -> None:
     response = client.get("/events/recent", params={"limit": limit})
     assert response.status_code == 400
     assert response.json()["field"] == "limit"
+
+
+def test_text_that_copy_treats_specially_is_stored_exactly(client: TestClient, db: psycopg.Connection) -> None:
+    odd = "tab\there, newline\nthere, cr\r, backslash\\, \\N, \\."
+    sent = event(siteId=odd, visitorId="\\N", props={"odd": odd, "unicode": "żółw 🐢 \u2028"})
+    [event_id] = post(client, sent, **{"User-Agent": "UA\\with\\backslashes"}).json()["event_ids"]
+    row = db.execute("select site_id, visitor_id, user_agent, payload from events where event_id = %s", (event_id,))
+    assert row.fetchone() == (odd, "\\N", "UA\\with\\backslashes", sent)
+
+
+def test_the_writer_reconnects_when_its_connection_is_killed(client: TestClient, db: psycopg.Connection) -> None:
+    assert post(client, event()).status_code == 202
+    killed = db.execute(
+        "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'sluice-collector-writer'"
+    ).fetchall()
+    assert killed == [(True,)]
+    assert post(client, event()).status_code == 202
+    assert db.execute("select count(*) from events").fetchone() == (2,)
