@@ -11,7 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Route
 
 from collector import routes as handlers
-from collector.client_ip import Countries, DailySalts
+from collector.client_ip import Countries, DailySalts, Origins
 from collector.writer import GroupCommitWriter
 from sluice.settings import Settings
 
@@ -45,7 +45,8 @@ async def lifespan(settings: Settings, state: dict[str, Any]) -> AsyncIterator[N
     writer = GroupCommitWriter(settings, connect_timeout_s=settings.db_timeout_s)
     countries = Countries(settings.geoip_db)
     await writer.start()
-    state["collector"] = handlers.Collector(settings, pool, writer, DailySalts(pool), countries)
+    origins = Origins(settings.trusted_proxies, DailySalts(pool), countries)
+    state["collector"] = handlers.Collector(settings, pool, writer, origins, countries)
     try:
         yield
     finally:

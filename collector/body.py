@@ -7,9 +7,7 @@ gzip bomb costs at most `limit` bytes of memory before it is refused.
 from __future__ import annotations
 
 import zlib
-from collections.abc import AsyncIterator
-
-from starlette.datastructures import Headers
+from collections.abc import AsyncIterator, Mapping
 
 from collector.rejections import Rejection
 
@@ -17,7 +15,7 @@ MAX_BODY_BYTES = 1024 * 1024
 JSON_TYPES = frozenset({"application/json", "text/plain"})  # text/plain: what navigator.sendBeacon sends
 
 
-def check_content_type(headers: Headers) -> None:
+def check_content_type(headers: Mapping[str, str]) -> None:
     raw = headers.get("content-type", "")
     media_type = raw.split(";", 1)[0].strip().lower()
     if media_type not in JSON_TYPES:
@@ -31,7 +29,7 @@ def _too_large(limit: int) -> Rejection:
     return Rejection("body_too_large", f"the body exceeds {limit} bytes (after decompression)")
 
 
-async def read_body(headers: Headers, stream: AsyncIterator[bytes], limit: int = MAX_BODY_BYTES) -> bytes:
+async def read_body(headers: Mapping[str, str], stream: AsyncIterator[bytes], limit: int = MAX_BODY_BYTES) -> bytes:
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "", "gzip", "x-gzip", "deflate"):
         raise Rejection("unsupported_encoding", f"Content-Encoding {encoding!r} is not supported; use gzip or deflate")

@@ -10,16 +10,17 @@ import asyncio
 import hashlib
 import ipaddress
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
 
 import iptocc
 import maxminddb
 from psycopg_pool import AsyncConnectionPool
-from starlette.datastructures import Headers
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+HeaderMap = Mapping[str, str]  # lowercase names
+Origin = tuple[str | None, str | None]  # (ip_hash, country)
 
 
 def parse_ip(text: str) -> IPAddress | None:
@@ -37,7 +38,7 @@ def is_trusted(peer: IPAddress | None, proxies: Sequence[Network]) -> bool:
     return peer is not None and any(peer in net for net in proxies)
 
 
-def client_ip(peer_host: str | None, headers: Headers, proxies: Sequence[Network]) -> tuple[IPAddress | None, bool]:
+def client_ip(peer_host: str | None, headers: HeaderMap, proxies: Sequence[Network]) -> tuple[IPAddress | None, bool]:
     """The client's address, and whether the peer is a trusted proxy (whose headers may be believed).
 
     A peer with no address is a Unix socket: only a local proxy can reach it, so it is trusted.
@@ -120,7 +121,7 @@ class Countries:
         # Both are C lookups well under a microsecond: no cache needed.
         self._lookup: Callable[[str], str | None] = self._from_mmdb if self._reader else iptocc.country_code
 
-    def country(self, ip: IPAddress | None, headers: Headers, trusted_peer: bool) -> str | None:
+    def country(self, ip: IPAddress | None, headers: HeaderMap, trusted_peer: bool) -> str | None:
         if trusted_peer:
             from_proxy = _valid_country(headers.get("x-country-code"))
             if from_proxy:
@@ -143,3 +144,36 @@ class Countries:
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
+
+
+class Origins:
+    """A request's (ip_hash, country), remembered for the day per peer and forwarding headers.
+
+    Most traffic comes from few addresses at a time (and all of it through one proxy), so this spares
+    parsing and hashing per request. The keys hold raw addresses in memory only, and are dropped
+    with the day's salt.
+    """
+
+    MAX_ENTRIES = 50_000
+
+    def __init__(self, proxies: Sequence[Network], salts: DailySalts, countries: Countries) -> None:
+        self._proxies = proxies
+        self._salts = salts
+        self._countries = countries
+        self._day: date | None = None
+        self._cache: dict[tuple[str | None, ...], Origin] = {}
+
+    async def resolve(self, peer_host: str | None, headers: HeaderMap, day: date) -> tuple[str | None, str | None]:
+        if day != self._day:
+            self._cache, self._day = {}, day
+        get = headers.get
+        key = (peer_host, get("x-forwarded-for"), get("x-real-ip"), get("x-country-code"))
+        found = self._cache.get(key)
+        if found is None:
+            ip, trusted_peer = client_ip(peer_host, headers, self._proxies)
+            hashed = ip_hash(await self._salts.get(day), ip) if ip is not None else None
+            found = (hashed, self._countries.country(ip, headers, trusted_peer))
+            if len(self._cache) >= self.MAX_ENTRIES:
+                self._cache.clear()
+            self._cache[key] = found
+        return found

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from collector.body import check_content_type, read_body
-from collector.client_ip import Countries, DailySalts, client_ip, ip_hash
+from collector.client_ip import Countries, Origins
 from collector.rejections import Rejection
 from collector.validate import Batch, parse_body, parse_sent_at, to_event
 from collector.writer import GroupCommitWriter, Row, WriteFailed
@@ -40,7 +40,7 @@ class Collector:
     settings: Settings
     pool: AsyncConnectionPool
     writer: GroupCommitWriter
-    salts: DailySalts
+    origins: Origins
     countries: Countries
 
 
@@ -60,11 +60,23 @@ def _unavailable(reason: str) -> Response:
     return JSONResponse(body, 503, headers={"Retry-After": "1"})
 
 
+def _headers(request: Request) -> dict[str, str]:
+    """The request headers as a dict: one pass, where each `request.headers.get` scans them all."""
+    headers: dict[str, str] = request.scope.get("sluice.headers", {})
+    if not headers:
+        for raw_name, raw_value in request.scope["headers"]:
+            name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        request.scope["sluice.headers"] = headers
+    return headers
+
+
 async def collect_post(request: Request) -> Response:
     received_at = datetime.now(UTC)
     try:
-        check_content_type(request.headers)
-        batch = parse_body(await read_body(request.headers, request.stream()))
+        headers = _headers(request)
+        check_content_type(headers)
+        batch = parse_body(await read_body(headers, request.stream()))
     except Rejection as rejection:
         return _rejected(rejection)
     return await _ingest(request, batch, received_at, pixel=False)
@@ -112,14 +124,13 @@ async def _ingest(request: Request, batch: Batch, received_at: datetime, *, pixe
             body["rejected"] = [r.as_json() for r in rejected]
         return JSONResponse(body, first.status)
 
-    peer = request.client.host if request.client else None
-    ip, trusted_peer = client_ip(peer, request.headers, settings.trusted_proxies)
-    country = collector.countries.country(ip, request.headers, trusted_peer)
-    user_agent = request.headers.get("user-agent")
+    headers = _headers(request)
+    user_agent = headers.get("user-agent")
     if user_agent is not None:
         user_agent = user_agent[:MAX_USER_AGENT_CHARS].replace("\x00", "")
     try:
-        hashed = ip_hash(await collector.salts.get(received_at.date()), ip) if ip is not None else None
+        peer = request.client.host if request.client else None
+        hashed, country = await collector.origins.resolve(peer, headers, received_at.date())
         rows: list[Row] = [
             (
                 e.event_id,

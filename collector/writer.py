@@ -93,20 +93,27 @@ _CHUNK = 128 * 1024  # libpq takes copy data in pieces this size without blockin
 
 def copy_line(row: Row) -> bytes:
     """One row in COPY's text format: tab-separated, \\N for null, backslash escapes."""
-    *fields, payload = row
-    text = "\t".join(_copy_text(value) for value in fields)
+    event_id, site_id, event_type, occurred_at, client_timestamp, received_at, *texts, payload = row
+    received = received_at.isoformat()
+    fields = [
+        str(event_id),
+        _text(site_id),
+        _text(event_type),
+        received if occurred_at is received_at else occurred_at.isoformat(),
+        "\\N" if client_timestamp is None else client_timestamp.isoformat(),
+        received,
+        *map(_text, texts),
+    ]
     # orjson writes no raw control characters, so only the backslash needs escaping.
-    return b"%s\t%s\n" % (text.encode(), payload.replace(b"\\", b"\\\\"))
+    return b"%s\t%s\n" % ("\t".join(fields).encode(), payload.replace(b"\\", b"\\\\"))
 
 
-def _copy_text(value: object) -> str:
+def _text(value: str | None) -> str:
     if value is None:
         return "\\N"
-    if isinstance(value, str):
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
         return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)  # a UUID
+    return value
 
 
 class WriteFailed(Exception):

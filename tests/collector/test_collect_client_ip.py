@@ -9,7 +9,7 @@ import pytest
 from collector_testing import PROXY, VISITOR, collector_client, event, post
 from starlette.datastructures import Headers
 
-from collector.client_ip import Countries, DailySalts, client_ip, ip_hash
+from collector.client_ip import Countries, DailySalts, Origins, client_ip, ip_hash
 from sluice.db import async_pool
 from sluice.settings import Settings
 
@@ -115,3 +115,27 @@ def test_the_hash_is_hex_and_depends_on_the_salt(address: str) -> None:
     assert ip_hash(b"a" * 32, ip) != ip_hash(b"b" * 32, ip)
     assert len(ip_hash(b"a" * 32, ip)) == 32
     int(ip_hash(b"a" * 32, ip), 16)
+
+
+def test_origins_are_remembered_within_a_day_only() -> None:
+    class FakeSalts(DailySalts):
+        def __init__(self) -> None:
+            self.asked: list[date] = []
+
+        async def get(self, day: date) -> bytes:
+            self.asked.append(day)
+            return day.isoformat().encode()
+
+    salts = FakeSalts()
+    origins = Origins(LOOPBACK, salts, Countries())
+    headers = Headers({"x-forwarded-for": "8.8.8.8"})
+    day1, day2 = date(2026, 5, 4), date(2026, 5, 5)
+
+    async def resolve_all() -> list[tuple[str | None, str | None]]:
+        return [await origins.resolve("127.0.0.1", headers, day) for day in (day1, day1, day2)]
+
+    first, again, next_day = asyncio.run(resolve_all())
+    assert first == again
+    assert first[1] == next_day[1] == "US"
+    assert first[0] != next_day[0]
+    assert salts.asked == [day1, day2]
