@@ -21,8 +21,11 @@ MAX_EVENT_BYTES = 64 * 1024
 MAX_ID_CHARS = 200  # siteId, eventType, visitorId, sessionId
 
 # Optional fields and the JSON type each must have when present (null counts as absent).
-_OPTIONAL_STRINGS = ("visitorId", "sessionId", "url", "path", "referrer", "title", "target", "text", "shortCode")
-_OPTIONAL_OBJECTS = ("props", "attribution")
+_OPTIONAL = tuple(
+    [(name, str, "a string") for name in ("visitorId", "sessionId", "url", "path", "referrer", "title")]
+    + [(name, str, "a string") for name in ("target", "text", "shortCode")]
+    + [(name, dict, "an object") for name in ("props", "attribution")]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +86,10 @@ def to_event(raw: Any, received_at: datetime, skew: timedelta, max_future: timed
     site_id = _required_id(raw, "siteId")
     event_type = _required_id(raw, "eventType")
     event_id = _event_id(raw.get("eventId"))
-    for name in _OPTIONAL_STRINGS:
-        _optional(raw, name, str, "a string")
-    for name in _OPTIONAL_OBJECTS:
-        _optional(raw, name, dict, "an object")
+    for name, kind, described in _OPTIONAL:  # inline, not a call per field: this runs for every event
+        value = raw.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise Rejection("wrong_type", f"{name} must be {described}, not {_kind(value)}", field=name)
     attribution = raw.get("attribution")
     if attribution is not None:
         _optional(attribution, "utmParams", dict, "an object", prefix="attribution.")
@@ -97,7 +100,7 @@ def to_event(raw: Any, received_at: datetime, skew: timedelta, max_future: timed
     occurred_at = received_at
     if client_timestamp is not None:
         try:
-            occurred_at = client_timestamp + skew
+            occurred_at = client_timestamp + skew if skew else client_timestamp
         except OverflowError:
             raise Rejection("invalid_value", "timestamp is out of range once corrected", field="timestamp") from None
         # A clock far ahead is wrong, not early: the event happened when it arrived.

@@ -91,21 +91,23 @@ _WRITE = f"""
 _CHUNK = 128 * 1024  # libpq takes copy data in pieces this size without blocking
 
 
-def copy_line(row: Row) -> bytes:
-    """One row in COPY's text format: tab-separated, \\N for null, backslash escapes."""
-    event_id, site_id, event_type, occurred_at, client_timestamp, received_at, *texts, payload = row
-    received = received_at.isoformat()
-    fields = [
-        str(event_id),
-        _text(site_id),
-        _text(event_type),
-        received if occurred_at is received_at else occurred_at.isoformat(),
-        "\\N" if client_timestamp is None else client_timestamp.isoformat(),
-        received,
-        *map(_text, texts),
-    ]
-    # orjson writes no raw control characters, so only the backslash needs escaping.
-    return b"%s\t%s\n" % ("\t".join(fields).encode(), payload.replace(b"\\", b"\\\\"))
+def copy_lines(rows: Sequence[Row]) -> bytes:
+    """Rows in COPY's text format: tab-separated, \\N for null, backslash escapes."""
+    iso: dict[datetime, str] = {}  # the rows of one request share received_at, often occurred_at too
+    lines = []
+    for event_id, site_id, event_type, occurred_at, client_timestamp, received_at, *texts, payload in rows:
+        fields = [
+            str(event_id),
+            _text(site_id),
+            _text(event_type),
+            iso.get(occurred_at) or iso.setdefault(occurred_at, occurred_at.isoformat()),
+            "\\N" if client_timestamp is None else client_timestamp.isoformat(),
+            iso.get(received_at) or iso.setdefault(received_at, received_at.isoformat()),
+            *map(_text, texts),
+        ]
+        # orjson writes no raw control characters, so only the backslash needs escaping.
+        lines.append(b"%s\t%s\n" % ("\t".join(fields).encode(), payload.replace(b"\\", b"\\\\")))
+    return b"".join(lines)
 
 
 def _text(value: str | None) -> str:
@@ -152,7 +154,7 @@ class GroupCommitWriter:
         if self._stopping:
             raise WriteFailed("the collector is shutting down")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((b"".join(map(copy_line, rows)), future))
+        self._pending.append((copy_lines(rows), future))
         self._wakeup.set()
         await future
 

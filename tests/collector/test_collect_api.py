@@ -277,7 +277,8 @@ def test_text_that_copy_treats_specially_is_stored_exactly(client: TestClient, d
 def test_the_writer_reconnects_when_its_connection_is_killed(client: TestClient, db: psycopg.Connection) -> None:
     assert post(client, event()).status_code == 202
     killed = db.execute(
-        "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'sluice-collector-writer'"
+        """select pg_terminate_backend(pid) from pg_stat_activity
+           where application_name = 'sluice-collector-writer' and datname = current_database()"""
     ).fetchall()
     assert killed == [(True,)]
     assert post(client, event()).status_code == 202

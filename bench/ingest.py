@@ -1,0 +1,267 @@
+"""Ingestion benchmark: events/s and latency of `/collect`, beside the references that bound it.
+
+    .venv/bin/python bench/ingest.py [--duration 10] [--workers 1 2]
+
+Starts each server in its own process group on 127.0.0.1 against a scratch database
+(`sluice_bench_ingest` on the PostgreSQL at PGHOST/PGPORT, default 127.0.0.1:5432), drives it with
+wrk from another process for a fixed time, and prints a table and the ratios the issue sets targets
+for. The servers, all run by uvicorn with the same options:
+
+  sluice       the collector (sluice.app:create_app), group commit to PostgreSQL
+  (a)          a bare Starlette endpoint: read, parse, answer 202; the HTTP ceiling
+  (a')         the collector with its writer acknowledging at once: all of its work but the database
+  (b)          one INSERT + COMMIT per request through an async pool
+  (c)          not a server: raw COPY of the same events into `events` from one client; the DB ceiling
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from collector.writer import copy_lines  # noqa: E402
+from sluice.migrations import apply  # noqa: E402
+
+HOST = os.environ.get("PGHOST", "127.0.0.1")
+PORT = int(os.environ.get("PGPORT", "5432"))
+USER = os.environ.get("PGUSER", "postgres")
+DBNAME = "sluice_bench_ingest"
+HTTP_PORT = 8899
+
+EVENT = {
+    "eventType": "pageview",
+    "siteId": "bench",
+    "url": "https://example.com/pricing?plan=team",
+    "path": "/pricing",
+    "referrer": "https://www.google.com/",
+    "title": "Pricing",
+    "visitorId": "0f8fad5b-d9cb-469f-a165-70867728950e",
+    "sessionId": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+    "timestamp": "2026-11-25T12:00:00.000Z",
+    "attribution": {"utmParams": {"utm_source": "newsletter", "utm_medium": "email"}},
+    "props": {"plan": "team", "experiment": "b"},
+}
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["User-Agent"] = "%(ua)s"
+wrk.body = [==[%(body)s]==]
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    workers: int
+    connections: int
+    events_per_request: int
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    @property
+    def events_per_s(self) -> float:
+        return self.requests_per_s * self.events_per_request
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("wrk is missing: apt-get install -y wrk", file=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=False, stdout=subprocess.DEVNULL)
+        found = shutil.which("wrk")
+    if not found:
+        sys.exit("bench/ingest.py needs wrk (apt-get install wrk)")
+    return found
+
+
+def scratch_database() -> str:
+    admin = make_conninfo(host=HOST, port=PORT, user=USER, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"drop database if exists {DBNAME} with (force)")
+        conn.execute(f"create database {DBNAME}")
+    url = make_conninfo(host=HOST, port=PORT, user=USER, dbname=DBNAME)
+    with psycopg.connect(url, autocommit=True) as conn:
+        apply(conn, "sluice")
+    return url
+
+
+def truncate(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("truncate sluice.events, sluice.event_ids")
+        conn.execute("checkpoint")
+
+
+class Server:
+    def __init__(self, app: str, workers: int, url: str) -> None:
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "SLUICE_ETL_SCHEDULE": "off",
+            "PYTHONPATH": f"{REPO}:{REPO / 'bench'}",
+        }
+        # The options `sluice serve` passes, minus the access log: nginx keeps that one.
+        command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(HTTP_PORT)]
+        command += ["--workers", str(workers), "--no-access-log", "--no-server-header", "--no-proxy-headers"]
+        command += ["--log-level", "warning"]
+        self.process = subprocess.Popen(command, env=env, cwd=REPO, start_new_session=True)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                sys.exit(f"server exited with {self.process.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", HTTP_PORT), timeout=0.2).close()
+                time.sleep(1.0)  # let every worker finish its start-up
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        sys.exit("server did not start")
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)  # our own process group, started above
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def drive(wrk: str, script: Path, connections: int, duration_s: int) -> tuple[float, float, float, int]:
+    threads = 1 if connections <= 64 else 2
+    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "-s", str(script)]
+    out = subprocess.run([*command, f"http://127.0.0.1:{HTTP_PORT}/collect"], capture_output=True, text=True)
+    match = re.search(r"^RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", out.stdout, re.M)
+    if not match:
+        sys.exit(f"wrk said: {out.stdout}{out.stderr}")
+    requests, duration_us, p50, p99, bad_status, socket_errors = map(int, match.groups())
+    return requests / (duration_us / 1e6), p50 / 1000, p99 / 1000, bad_status + socket_errors
+
+
+def stored(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("select count(*) from sluice.events").fetchone()
+        return int(row[0]) if row else 0
+
+
+def raw_copy(url: str, duration_s: int, rows_per_copy: int = 10_000) -> float:
+    """(c): rows/s of COPY ... FROM STDIN into `events`, the same events, from one client."""
+    now = datetime.now(UTC)
+    payload = orjson.dumps(EVENT)
+    data = copy_lines(
+        [
+            (uuid.uuid4(), "bench", "pageview", now, now, now, "v", "s", "0" * 32, "US", USER_AGENT, payload)
+            for _ in range(rows_per_copy)
+        ]
+    )
+    columns = (
+        "event_id, site_id, event_type, occurred_at, client_timestamp, received_at,"
+        " visitor_id, session_id, ip_hash, country, user_agent, payload"
+    )
+    rows = 0
+    with psycopg.connect(url) as conn:
+        started = time.perf_counter()
+        while time.perf_counter() - started < duration_s:
+            with conn.cursor().copy(f"copy sluice.events ({columns}) from stdin") as copy:
+                copy.write(data)
+            conn.commit()
+            rows += rows_per_copy
+        return rows / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (default 1 2)")
+    args = parser.parse_args()
+
+    wrk = ensure_wrk()
+    url = scratch_database()
+    scripts = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
+    single = scripts / "single.lua"
+    batch = scripts / "batch.lua"
+    single.write_text(LUA % {"ua": USER_AGENT, "body": orjson.dumps(EVENT).decode()})
+    batch.write_text(LUA % {"ua": USER_AGENT, "body": orjson.dumps({"events": [EVENT] * 100}).decode()})
+    print(f"{os.cpu_count()} CPUs; {args.duration} s per run; wrk on the same machine\n", flush=True)
+
+    results: list[Result] = []
+
+    def run(name: str, app: str, workers: int, connections: int, script: Path, per_request: int) -> Result:
+        truncate(url)
+        server = Server(app, workers, url)
+        try:
+            rps, p50, p99, errors = drive(wrk, script, connections, args.duration)
+        finally:
+            server.stop()
+        result = Result(name, workers, connections, per_request, rps, p50, p99, errors)
+        results.append(result)
+        print(
+            f"{name:<28} w={workers} c={connections:<4} {result.events_per_s:>9.0f} events/s"
+            f" {rps:>8.0f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  errors {errors}",
+            flush=True,
+        )
+        return result
+
+    ratios: list[str] = []
+    for workers in args.workers:
+        connections = 64 if workers == 1 else 128 * workers
+        a = run("(a) bare Starlette, single", "reference_apps:no_database", workers, connections, single, 1)
+        a2 = run("(a') collector, no DB", "reference_apps:collector_without_database", workers, connections, single, 1)
+        s = run("sluice single", "sluice.app:create_app", workers, connections, single, 1)
+        if s.errors == 0:
+            assert stored(url) >= s.requests_per_s * args.duration * 0.9, "acknowledged events are missing"
+        b = run("(b) insert per request", "reference_apps:insert_per_request", workers, connections, single, 1)
+        sb = run("sluice batch-100", "sluice.app:create_app", workers, 8 * workers, batch, 100)
+        ratios += [
+            f"w={workers}: single / (a)  = {s.events_per_s / a.events_per_s:.2f}   (target >= 0.7, p99 < 50 ms:"
+            f" {s.p99_ms:.1f} ms)",
+            f"w={workers}: single / (a') = {s.events_per_s / a2.events_per_s:.2f}",
+            f"w={workers}: single / (b)  = {s.events_per_s / b.events_per_s:.2f}",
+            f"w={workers}: batch-100 events/s = {sb.events_per_s:.0f}",
+        ]
+
+    truncate(url)
+    c = raw_copy(url, args.duration)
+    print(f"{'(c) raw COPY, one client':<28}              {c:>9.0f} rows/s", flush=True)
+    best_batch = max(r.events_per_s for r in results if r.events_per_request == 100)
+    print("\n" + "\n".join(ratios))
+    print(f"batch-100 (best) / (c) = {best_batch / c:.2f}   (target >= 0.6)")
+    median_p99 = statistics.median(r.p99_ms for r in results if r.name == "sluice single")
+    print(f"sluice single p99 (median over worker counts) = {median_p99:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
