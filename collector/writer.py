@@ -241,11 +241,10 @@ def _end_copy(pgconn: PGconn) -> PQGen[list[PGresult]]:
     while pgconn.put_copy_end(None) == 0:
         while not (yield Wait.W):
             continue
-    while True:
+    # Flush at once, and wait for the socket only if it is full: a wait costs a turn of the event loop.
+    while pgconn.flush() != 0:
         while not (yield Wait.W):
             continue
-        if pgconn.flush() == 0:
-            break
     results: list[PGresult] = yield from generators.fetch_many(pgconn)
     return results
 
