@@ -283,3 +283,13 @@ def test_the_writer_reconnects_when_its_connection_is_killed(client: TestClient,
     assert killed == [(True,)]
     assert post(client, event()).status_code == 202
     assert db.execute("select count(*) from events").fetchone() == (2,)
+
+
+def test_the_writer_creates_partitions_ahead_at_start_up(settings: Settings, db: psycopg.Connection) -> None:
+    ahead = replace(settings, partitions_ahead_days=12)
+    last = datetime.now(UTC).date() + timedelta(days=12)
+    name = f"events_{last.strftime('%Y%m%d')}"
+    assert db.execute("select to_regclass(%s)", (name,)).fetchone() == (None,)
+    with collector_client(ahead):
+        pass
+    assert db.execute("select to_regclass(%s)::text", (name,)).fetchone() == (name,)
