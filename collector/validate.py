@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -28,8 +27,7 @@ _OPTIONAL = tuple(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):  # a tuple, not a frozen dataclass: built for every event, it must be cheap
     event_id: uuid.UUID
     site_id: str
     event_type: str
@@ -40,8 +38,7 @@ class Event:
     payload: bytes  # the event exactly as received (re-serialised JSON), unknown fields included
 
 
-@dataclass(frozen=True, slots=True)
-class Batch:
+class Batch(NamedTuple):
     events: list[Any]  # the raw decoded events, not yet checked
     sent_at: datetime | None
     single: bool  # one bare event object: its errors carry no batch index
