@@ -160,6 +160,20 @@ class Server:
             self.process.wait()
 
 
+def background_cpu(seconds: float = 1.0) -> float:
+    """Percent of all CPUs busy while none of our servers runs: other work sharing the machine."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    busy1, total1 = sample()
+    time.sleep(seconds)
+    busy2, total2 = sample()
+    return 100 * (busy2 - busy1) / max(1, total2 - total1)
+
+
 def drive(wrk: str, script: Path, connections: int, duration_s: int) -> tuple[float, float, float, int]:
     threads = 1 if connections <= 64 else 2
     command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "-s", str(script)]
@@ -221,6 +235,7 @@ def main() -> None:
 
     def run(name: str, app: str, workers: int, connections: int, script: Path, per_request: int) -> Result:
         truncate(url)
+        background = background_cpu()
         server = Server(app, workers, url)
         try:
             rps, p50, p99, errors = drive(wrk, script, connections, args.duration)
@@ -230,7 +245,8 @@ def main() -> None:
         results.append(result)
         print(
             f"{name:<28} w={workers} c={connections:<4} {result.events_per_s:>9.0f} events/s"
-            f" {rps:>8.0f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  errors {errors}",
+            f" {rps:>8.0f} req/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  errors {errors}"
+            f"  (machine {background:.0f}% busy before)",
             flush=True,
         )
         return result
@@ -254,8 +270,9 @@ def main() -> None:
         ]
 
     truncate(url)
+    background = background_cpu()
     c = raw_copy(url, args.duration)
-    print(f"{'(c) raw COPY, one client':<28}              {c:>9.0f} rows/s", flush=True)
+    print(f"{'(c) raw COPY, one client':<28}              {c:>9.0f} rows/s  (machine {background:.0f}% busy before)")
     best_batch = max(r.events_per_s for r in results if r.events_per_request == 100)
     print("\n" + "\n".join(ratios))
     print(f"batch-100 (best) / (c) = {best_batch / c:.2f}   (target >= 0.6)")
