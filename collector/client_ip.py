@@ -24,8 +24,14 @@ Origin = tuple[str | None, str | None]  # (ip_hash, country)
 
 
 def parse_ip(text: str) -> IPAddress | None:
+    text = text.strip()
+    # Some proxies write a port: "203.0.113.7:4711", "[2001:db8::1]:4711".
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
     try:
-        ip = ipaddress.ip_address(text.strip())
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
     # An IPv4 client seen through an IPv6 socket is the same client.

@@ -167,13 +167,13 @@ class GroupCommitWriter:
 
     async def _run(self) -> None:
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
+            while not self._pending:
+                if self._stopping:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
             batch, self._pending = self._pending, []
-            if batch:
-                await self._commit(batch)
-            elif self._stopping:
-                return
+            await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[bytes, asyncio.Future[None]]]) -> None:
         try:

@@ -139,3 +139,11 @@ def test_origins_are_remembered_within_a_day_only() -> None:
     assert first[1] == next_day[1] == "US"
     assert first[0] != next_day[0]
     assert salts.asked == [day1, day2]
+
+
+@pytest.mark.parametrize(
+    ("written", "parsed"),
+    [("198.51.100.1:4711", "198.51.100.1"), ("[2001:db8::1]:4711", "2001:db8::1"), (" 2001:db8::1 ", "2001:db8::1")],
+)
+def test_addresses_with_ports_are_understood(written: str, parsed: str) -> None:
+    assert resolve("127.0.0.1", **{"x-forwarded-for": written}) == (parsed, True)
