@@ -46,7 +46,7 @@ async def lifespan(settings: Settings, state: dict[str, Any]) -> AsyncIterator[N
     countries = Countries(settings.geoip_db)
     await writer.start()
     origins = Origins(settings.trusted_proxies, DailySalts(pool), countries)
-    state["collector"] = handlers.Collector(settings, pool, writer, origins, countries)
+    state["collector"] = handlers.Collector(settings, pool, writer, origins)
     try:
         yield
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,11 +21,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from collector.body import check_content_type, read_body
-from collector.client_ip import Countries, Origins
+from collector.client_ip import Origins
 from collector.rejections import Rejection
 from collector.validate import Batch, parse_body, parse_sent_at, to_event
 from collector.writer import GroupCommitWriter, Row, WriteFailed
 from sluice.settings import Settings
+
+log = logging.getLogger("sluice.collector")
 
 MAX_USER_AGENT_CHARS = 1024
 RECENT_DEFAULT, RECENT_MAX = 20, 1000
@@ -41,7 +44,6 @@ class Collector:
     pool: AsyncConnectionPool
     writer: GroupCommitWriter
     origins: Origins
-    countries: Countries
 
 
 class JSONResponse(Response):
@@ -150,7 +152,10 @@ async def _ingest(request: Request, batch: Batch, received_at: datetime, *, pixe
         ]
         await collector.writer.write(rows)
     except (WriteFailed, psycopg.Error) as exc:
-        return _unavailable(str(exc))
+        # The writer has logged its failure; the salt lookup has not. Clients learn only to retry.
+        if not isinstance(exc, WriteFailed):
+            log.error("collector: the day's salt could not be read: %s", exc)
+        return _unavailable("the events could not be stored; nothing was kept, retry later")
 
     if pixel:
         return Response(PIXEL, headers={"Cache-Control": "no-store"}, media_type="image/gif")
