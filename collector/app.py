@@ -45,7 +45,7 @@ async def lifespan(settings: Settings, state: dict[str, Any]) -> AsyncIterator[N
     writer = GroupCommitWriter(settings, connect_timeout_s=settings.db_timeout_s)
     countries = Countries(settings.geoip_db)
     await writer.start()
-    origins = Origins(settings.trusted_proxies, DailySalts(pool), countries)
+    origins = Origins(settings.trusted_proxies, DailySalts(pool, settings.db_timeout_s), countries)
     state["collector"] = handlers.Collector(settings, pool, writer, origins)
     try:
         yield

@@ -86,8 +86,9 @@ class DailySalts:
     hash consistently.
     """
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, timeout_s: float = 5) -> None:
         self._pool = pool
+        self._timeout_s = timeout_s
         self._cache: dict[date, bytes] = {}
         self._lock = asyncio.Lock()
 
@@ -101,7 +102,7 @@ class DailySalts:
             return self._cache[day]
 
     async def _fetch(self, day: date) -> bytes:
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._pool.connection(timeout=self._timeout_s) as conn, conn.transaction():
             await conn.execute("delete from daily_salts where day < %s", (day - timedelta(days=1),))
             await conn.execute(
                 "insert into daily_salts (day, salt) values (%s, %s) on conflict (day) do nothing",
