@@ -9,6 +9,9 @@ from __future__ import annotations
 import zlib
 from collections.abc import AsyncIterator, Mapping
 
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
+
 from collector.rejections import Rejection
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -29,7 +32,18 @@ def _too_large(limit: int) -> Rejection:
     return Rejection("body_too_large", f"the body exceeds {limit} bytes (after decompression)")
 
 
-async def read_body(headers: Mapping[str, str], stream: AsyncIterator[bytes], limit: int = MAX_BODY_BYTES) -> bytes:
+async def chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The body as it arrives, straight from ASGI `receive` (Starlette's `request.stream()` without its bookkeeping)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+async def read_body(headers: Mapping[str, str], receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes:
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "", "gzip", "x-gzip", "deflate"):
         raise Rejection("unsupported_encoding", f"Content-Encoding {encoding!r} is not supported; use gzip or deflate")
@@ -39,16 +53,16 @@ async def read_body(headers: Mapping[str, str], stream: AsyncIterator[bytes], li
         raise _too_large(limit)
 
     if encoding in ("identity", ""):
-        chunks: list[bytes] = []
+        parts: list[bytes] = []
         size = 0
-        async for chunk in stream:
+        async for chunk in chunks(receive):
             size += len(chunk)
             if size > limit:
                 raise _too_large(limit)
-            chunks.append(chunk)
-        return b"".join(chunks)
+            parts.append(chunk)
+        return b"".join(parts)
 
-    return await _inflate(encoding, stream, limit)
+    return await _inflate(encoding, chunks(receive), limit)
 
 
 async def _inflate(encoding: str, stream: AsyncIterator[bytes], limit: int) -> bytes:

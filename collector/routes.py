@@ -45,6 +45,10 @@ class Collector:
     writer: GroupCommitWriter
     origins: Origins
 
+    @property
+    def max_future(self) -> timedelta:
+        return timedelta(seconds=self.settings.max_future_skew_s)
+
 
 class JSONResponse(Response):
     media_type = "application/json"
@@ -62,14 +66,17 @@ def _unavailable(reason: str) -> Response:
     return JSONResponse(body, 503, headers={"Retry-After": "1"})
 
 
+def _collector(request: Request) -> Collector:
+    collector: Collector = request.scope["state"]["collector"]  # request.state would wrap it per call
+    return collector
+
+
 def _headers(request: Request) -> dict[str, str]:
     """The request headers as a dict: one pass, where each `request.headers.get` scans them all."""
-    headers: dict[str, str] = request.scope.get("sluice.headers", {})
-    if not headers:
-        for raw_name, raw_value in request.scope["headers"]:
-            name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]},{value}" if name in headers else value
-        request.scope["sluice.headers"] = headers
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in request.scope["headers"]:
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
     return headers
 
 
@@ -78,10 +85,10 @@ async def collect_post(request: Request) -> Response:
     try:
         headers = _headers(request)
         check_content_type(headers)
-        batch = parse_body(await read_body(headers, request.stream()))
+        batch = parse_body(await read_body(headers, request.receive))
     except Rejection as rejection:
         return _rejected(rejection)
-    return await _ingest(request, batch, received_at, pixel=False)
+    return await _ingest(request, headers, batch, received_at, pixel=False)
 
 
 async def collect_get(request: Request) -> Response:
@@ -98,7 +105,7 @@ async def collect_get(request: Request) -> Response:
         batch = Batch([event], parse_sent_at(event.get("sentAt")), single=True)
     except Rejection as rejection:
         return _rejected(rejection)
-    return await _ingest(request, batch, received_at, pixel=True)
+    return await _ingest(request, _headers(request), batch, received_at, pixel=True)
 
 
 async def collect_options(request: Request) -> Response:
@@ -106,11 +113,12 @@ async def collect_options(request: Request) -> Response:
     return Response(status_code=204, headers={"Allow": "GET, HEAD, POST, OPTIONS"})
 
 
-async def _ingest(request: Request, batch: Batch, received_at: datetime, *, pixel: bool) -> Response:
-    collector: Collector = request.state.collector
-    settings = collector.settings
+async def _ingest(
+    request: Request, headers: dict[str, str], batch: Batch, received_at: datetime, *, pixel: bool
+) -> Response:
+    collector = _collector(request)
     skew = received_at - batch.sent_at if batch.sent_at is not None else _NO_SKEW
-    max_future = timedelta(seconds=settings.max_future_skew_s)
+    max_future = collector.max_future
 
     events = []
     rejected: list[Rejection] = []
@@ -126,12 +134,12 @@ async def _ingest(request: Request, batch: Batch, received_at: datetime, *, pixe
             body["rejected"] = [r.as_json() for r in rejected]
         return JSONResponse(body, first.status)
 
-    headers = _headers(request)
     user_agent = headers.get("user-agent")
     if user_agent is not None:
         user_agent = user_agent[:MAX_USER_AGENT_CHARS].replace("\x00", "")
     try:
-        peer = request.client.host if request.client else None
+        client = request.scope.get("client")
+        peer = client[0] if client else None
         hashed, country = await collector.origins.resolve(peer, headers, received_at.date())
         rows: list[Row] = [
             (
@@ -166,7 +174,7 @@ async def _ingest(request: Request, batch: Batch, received_at: datetime, *, pixe
 
 
 async def health(request: Request) -> Response:
-    collector: Collector = request.state.collector
+    collector = _collector(request)
     try:
         async with collector.pool.connection(timeout=collector.settings.db_timeout_s) as conn:
             cur = await conn.execute("select max(version) from schema_migrations")
@@ -177,7 +185,7 @@ async def health(request: Request) -> Response:
 
 
 async def events_count(request: Request) -> Response:
-    collector: Collector = request.state.collector
+    collector = _collector(request)
     try:
         async with collector.pool.connection(timeout=collector.settings.db_timeout_s) as conn:
             cur = await conn.execute("select count(*) from events")
@@ -188,7 +196,7 @@ async def events_count(request: Request) -> Response:
 
 
 async def events_recent(request: Request) -> Response:
-    collector: Collector = request.state.collector
+    collector = _collector(request)
     raw = request.query_params.get("limit", str(RECENT_DEFAULT))
     if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= RECENT_MAX):
         message = f"limit {raw[:40]!r} must be an integer from 1 to {RECENT_MAX}"
