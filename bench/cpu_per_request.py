@@ -37,6 +37,7 @@ async def measure(app: Any, body: bytes) -> float:
         (b"user-agent", USER_AGENT.encode()),
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
+        (b"origin", b"https://shop.example"),  # the tracker posts cross-origin, so browsers send one
     ]
     lifespan_in: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     started_up = asyncio.Event()

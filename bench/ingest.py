@@ -67,6 +67,7 @@ LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["User-Agent"] = "%(ua)s"
+wrk.headers["Origin"] = "https://shop.example"
 wrk.body = [==[%(body)s]==]
 done = function(summary, latency, requests)
   local e = summary.errors

@@ -7,24 +7,18 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute, Route
 
 from collector import routes as handlers
 from collector.client_ip import Countries, DailySalts, Origins
+from collector.cors import CollectCORS
 from collector.writer import GroupCommitWriter
 from sluice.settings import Settings
 
 
 def routes(settings: Settings) -> list[BaseRoute]:
     # CORS is opened on /collect only: the operators' and ETL endpoints stay same-origin.
-    cors = Middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST"],
-        allow_headers=["Content-Type", "Content-Encoding"],
-        max_age=86400,
-    )
+    cors = Middleware(CollectCORS, allow_origins=settings.cors_origins)
     return [
         Route("/collect", handlers.collect_post, methods=["POST"], middleware=[cors]),
         Route("/collect", handlers.collect_get, methods=["GET"], middleware=[cors]),

@@ -188,6 +188,7 @@ def test_cors_preflight_is_answered(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "*"
     assert "POST" in response.headers["access-control-allow-methods"]
+    assert "content-type" in response.headers["access-control-allow-headers"].lower()
     simple = post(client, event(), Origin="https://shop.example")
     assert simple.headers["access-control-allow-origin"] == "*"
 
@@ -196,6 +197,11 @@ def test_cors_origins_are_configurable(settings: Settings) -> None:
     with collector_client(replace(settings, cors_origins=("https://shop.example",))) as client:
         allowed = post(client, event(), Origin="https://shop.example")
         assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+        assert allowed.headers["vary"] == "Origin"
+        pixel = client.get(
+            "/collect", params={"eventType": "open", "siteId": "s"}, headers={"Origin": "https://shop.example"}
+        )
+        assert pixel.headers["access-control-allow-origin"] == "https://shop.example"
         other = post(client, event(), Origin="https://evil.example")
         assert "access-control-allow-origin" not in other.headers
         preflight = client.options(
