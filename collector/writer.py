@@ -223,7 +223,10 @@ class GroupCommitWriter:
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
             conn = await psycopg.AsyncConnection.connect(
-                self._conninfo, autocommit=True, connect_timeout=self._connect_timeout_s
+                self._conninfo,
+                autocommit=True,
+                connect_timeout=self._connect_timeout_s,
+                client_encoding="utf8",  # the COPY text is UTF-8 whatever the server's default
             )
             await conn.execute(_CREATE_STAGING)
             self._conn = conn
