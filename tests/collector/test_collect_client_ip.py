@@ -147,3 +147,24 @@ def test_origins_are_remembered_within_a_day_only() -> None:
 )
 def test_addresses_with_ports_are_understood(written: str, parsed: str) -> None:
     assert resolve("127.0.0.1", **{"x-forwarded-for": written}) == (parsed, True)
+
+
+def test_an_mmdb_record_gives_the_country_or_the_registered_one() -> None:
+    class FakeReader:
+        """What maxminddb.Reader.get returns for a GeoLite2/GeoIP2 Country database."""
+
+        def get(self, ip: str) -> object:
+            records = {
+                "8.8.8.8": {"country": {"iso_code": "SE"}},
+                "8.8.4.4": {"registered_country": {"iso_code": "no"}},
+            }
+            return records.get(ip)
+
+        def close(self) -> None:
+            pass
+
+    countries = Countries()
+    countries._reader = FakeReader()  # type: ignore[assignment]
+    countries._lookup = countries._from_mmdb
+    lookup = [countries.country(ipaddress.ip_address(ip), Headers(), False) for ip in ("8.8.8.8", "8.8.4.4", "1.1.1.1")]
+    assert lookup == ["SE", "NO", None]
