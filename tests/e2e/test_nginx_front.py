@@ -1,0 +1,77 @@
+"""The shipped nginx.conf in front of a running Sluice: what nginx itself answers, and what it passes on."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .harness import NGINX_CONF, REPO, Namespace, Nginx, fetch, free_port, nginx_binary, render_nginx_conf
+
+
+def event(**fields: object) -> dict[str, object]:
+    return {"eventType": "pageview", "siteId": "e2e-site", "eventId": str(uuid.uuid4()), "path": "/", **fields}
+
+
+def request_from(ns: Namespace, url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """GET `url` from inside the namespace: the client nginx sees is at `ns.client_ip`."""
+    script = (
+        "import json, sys, urllib.request, urllib.error\n"
+        "req = urllib.request.Request(sys.argv[1], headers=json.loads(sys.argv[2]))\n"
+        "try:\n"
+        "    r = urllib.request.urlopen(req, timeout=10); print(r.status); print(r.read().decode())\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    print(e.code); print(e.read().decode())\n"
+    )
+    done = ns.run(sys.executable, "-c", script, url, json.dumps(headers or {}))
+    assert done.returncode == 0, done.stderr
+    status, _, body = done.stdout.partition("\n")
+    return int(status), body
+
+
+def test_rendering_changes_only_the_marked_lines(tmp_path: Path) -> None:
+    port = free_port()
+    rendered = render_nginx_conf(
+        listen=[f"127.0.0.1:{port}", f"127.0.0.2:{port}"],
+        upstream="127.0.0.1:9000",
+        tracker_root=tmp_path / "tracker",
+        prefix=tmp_path,
+    ).splitlines()
+    shipped = NGINX_CONF.read_text().splitlines()
+    assert len(rendered) == len(shipped)
+    changed = [(a, b) for a, b in zip(shipped, rendered, strict=True) if a != b]
+    assert all("# rendered by tests" in a for a, _ in changed)
+    assert len(changed) == 6
+    assert f"        listen 127.0.0.1:{port}; listen 127.0.0.2:{port};" in rendered
+    assert "        server 127.0.0.1:9000;" in rendered
+    # And it is valid nginx (nginx -t also binds the addresses and opens the log files).
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("\n".join(rendered))
+    check = subprocess.run([nginx_binary(), "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_tracker_is_served_gzipped_with_long_caching_and_no_version(front: Nginx) -> None:
+    response = fetch("GET", f"{front.url()}/sluice.js", headers={"Accept-Encoding": "gzip"})
+    assert response.status == 200
+    assert response.headers["content-encoding"] == "gzip"
+    assert response.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert response.headers["cache-control"] == "public, max-age=86400, stale-while-revalidate=604800"
+    assert response.headers["server"] == "nginx"  # server_tokens off: no version
+    assert response.headers["etag"]
+    # The minified build when there is one, else the readable source.
+    built = REPO / "tracker" / "dist" / "sluice.min.js"
+    expected = built if built.exists() else REPO / "tracker" / "sluice.js"
+    assert gzip.decompress(response.body) == expected.read_bytes()
+    assert len(response.body) < 3 * 1024 or not built.exists()
+
+
+@pytest.mark.parametrize("path", ["/_sluice/403.json", "/_sluice/413.json"])
+def test_nginx_error_bodies_are_not_routes(front: Nginx, path: str) -> None:
+    # `internal`: reaching them directly falls through to Sluice, which knows no such path.
+    assert fetch("GET", front.url() + path).status == 404
