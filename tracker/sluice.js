@@ -98,6 +98,7 @@ try {
 
     let queue = []
     let timer = null
+    let leaving = false // hidden or unloading: timers may never run, so send at once
 
     const send = (body) => {
       try {
@@ -146,7 +147,8 @@ try {
       }
       // A copy: props that do not survive JSON drop this event alone, and later changes are not seen.
       queue.push(JSON.parse(JSON.stringify(Object.assign(event, fields))))
-      if (!timer) timer = w.setTimeout(safe(flush), 0) // everything tracked in this tick goes together
+      if (leaving) flush()
+      else if (!timer) timer = w.setTimeout(safe(flush), 0) // everything tracked in this tick goes together
     }
 
     const utmParams = () => {
@@ -215,9 +217,15 @@ try {
     })()
     d.addEventListener('click', safe(onClick), true)
     d.addEventListener('auxclick', safe(onClick), true)
-    // Leaving the page: send what is queued now, while the page can still send.
-    w.addEventListener('pagehide', safe(flush))
-    d.addEventListener('visibilitychange', safe(() => d.visibilityState === 'hidden' && flush()))
+    // Leaving the page: send what is queued now, while the page can still send, and whatever is
+    // tracked from then on (by the page's own pagehide handlers, say) as it comes.
+    const leave = safe((away) => {
+      leaving = away
+      if (away) flush()
+    })
+    w.addEventListener('pagehide', () => leave(true))
+    w.addEventListener('pageshow', () => leave(false))
+    d.addEventListener('visibilitychange', () => leave(d.visibilityState === 'hidden'))
 
     safe(pageview)()
     for (const args of queued) sluice(...args)

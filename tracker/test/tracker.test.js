@@ -296,6 +296,19 @@ test.describe('batching and transport', () => {
     assert.equal(page.sent.length, 1) // and not twice
   })
 
+  test('events tracked while the page is leaving (after pagehide) are sent at once', () => {
+    const page = load()
+    page.window.dispatch('pagehide')
+    assert.equal(page.sent.length, 1)
+    page.window.sluice.track('goodbye') // e.g. from the page's own pagehide handler, run after ours
+    assert.deepEqual(page.sent[1].body.events.map((e) => e.eventName), ['goodbye'])
+    page.window.dispatch('pageshow') // restored from the back/forward cache: batching again
+    page.window.sluice.track('back')
+    assert.equal(page.sent.length, 2)
+    page.tick()
+    assert.equal(page.sent.length, 3)
+  })
+
   test('the page turning hidden sends what is queued; turning visible does not', () => {
     const page = load()
     page.document.visibilityState = 'visible'
@@ -304,6 +317,14 @@ test.describe('batching and transport', () => {
     page.document.visibilityState = 'hidden'
     page.document.dispatch('visibilitychange')
     assert.equal(page.sent.length, 1)
+    page.window.sluice.track('in-background') // hidden tabs' timers are throttled: no waiting
+    assert.equal(page.sent.length, 2)
+    page.document.visibilityState = 'visible'
+    page.document.dispatch('visibilitychange')
+    page.window.sluice.track('foreground')
+    assert.equal(page.sent.length, 2)
+    page.tick()
+    assert.equal(page.sent.length, 3)
   })
 
   for (const beacon of ['refuse', 'missing', 'throw']) {
