@@ -224,7 +224,10 @@ try {
       if (away) flush()
     })
     w.addEventListener('pagehide', () => leave(true))
-    w.addEventListener('pageshow', () => leave(false))
+    w.addEventListener('pageshow', (ev) => {
+      leave(false)
+      if (ev && ev.persisted) safe(pageview)(true) // back from the back/forward cache: a new view
+    })
     d.addEventListener('visibilitychange', () => leave(d.visibilityState === 'hidden'))
 
     safe(pageview)()

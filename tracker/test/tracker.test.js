@@ -120,6 +120,18 @@ test.describe('page views', () => {
     )
   })
 
+  test('a page restored from the back/forward cache is a new page view', () => {
+    const page = load()
+    page.window.dispatch('pagehide', { persisted: true })
+    page.window.dispatch('pageshow', { persisted: false }) // an ordinary load: nothing more
+    page.window.dispatch('pageshow', { persisted: true })
+    page.tick()
+    assert.deepEqual(
+      page.events().map((e) => e.eventType),
+      ['pageview', 'pageview']
+    )
+  })
+
   test('sluice.pageview() sends one even when the URL is unchanged', () => {
     const page = load()
     page.window.sluice.pageview()
