@@ -4,6 +4,9 @@ the network namespace and ChromeDriver are shared by the session."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from .harness import (
 )
 
 ADMIN_TOKEN = "e2e-admin-token"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -72,13 +76,28 @@ def chromedriver_url(netns: Namespace, tmp_path_factory: pytest.TempPathFactory)
         stop(proc)
 
 
+@pytest.fixture(scope="session")
+def person_user_agent() -> str:
+    """What this Chromium sends when it has a window. Headless, it calls itself HeadlessChrome, which
+    Sluice rightly counts as a bot; these tests play a person, so they present the headed string."""
+    version = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, check=True).stdout
+    match = re.search(r"\b(\d+)\.\d+\.\d+\.\d+\b", version)
+    assert match, f"cannot read a version from {CHROMIUM} --version: {version!r}"
+    # Chromium's reduced user agent: only the major version is real.
+    return (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        f"Chrome/{match.group(1)}.0.0.0 Safari/537.36"
+    )
+
+
 @pytest.fixture
-def browser(netns: Namespace, chromedriver_url: str, tmp_path: Path) -> Iterator[WebDriver]:
+def browser(netns: Namespace, chromedriver_url: str, person_user_agent: str, tmp_path: Path) -> Iterator[WebDriver]:
     """Headless Chromium in the namespace; `*.test` host names all lead to nginx's side of the veth."""
     options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
+    options.binary_location = CHROMIUM
     for flag in [
         *CHROMIUM_FLAGS,
+        f"--user-agent={person_user_agent}",
         f"--user-data-dir={tmp_path / 'chromium'}",  # a fresh profile: no visitor id yet
         f"--host-resolver-rules=MAP *.test {netns.host_ip}",
     ]:

@@ -127,9 +127,20 @@ class Namespace:
             return subprocess.Popen(["ip", "netns", "exec", self.name, *cmd], stdout=out, stderr=subprocess.STDOUT)
 
 
+def _remove_stale_namespaces() -> None:
+    """Namespaces left by runs that were killed before they could clean up (their pid is gone)."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
+    for match in re.finditer(r"^sluice-e2e-(\d+)\b", listed, re.MULTILINE):
+        pid = int(match.group(1))
+        if pid != os.getpid() and not Path(f"/proc/{pid}").exists():
+            subprocess.run(["ip", "link", "del", f"sl{pid}h"], capture_output=True, check=False)
+            subprocess.run(["ip", "netns", "del", match.group(0)], capture_output=True, check=False)
+
+
 @contextmanager
 def namespace() -> Iterator[Namespace]:
     """Root (CAP_NET_ADMIN) is needed; `make test` runs as root, as CI does."""
+    _remove_stale_namespaces()
     pid = os.getpid()
     name, host_if, client_if = f"sluice-e2e-{pid}", f"sl{pid}h", f"sl{pid}c"
     # A /30 of TEST-NET-2 chosen by pid, so that two suites running at once do not collide.
