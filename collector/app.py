@@ -1,4 +1,4 @@
-"""Collector routes and resources. (Skeleton: filled in by the collector work.)"""
+"""The collector's part of the app: its routes, and the resources it opens in the lifespan."""
 
 from __future__ import annotations
 
@@ -7,13 +7,32 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute, Route
 
+from collector import routes as handlers
+from collector.client_ip import Countries, DailySalts, Origins
+from collector.writer import GroupCommitWriter
 from sluice.settings import Settings
 
 
 def routes(settings: Settings) -> list[BaseRoute]:
-    return []
+    # CORS is opened on /collect only: the operators' and ETL endpoints stay same-origin.
+    cors = Middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type", "Content-Encoding"],
+        max_age=86400,
+    )
+    return [
+        Route("/collect", handlers.collect_post, methods=["POST"], middleware=[cors]),
+        Route("/collect", handlers.collect_get, methods=["GET"], middleware=[cors]),
+        Route("/collect", handlers.collect_options, methods=["OPTIONS"], middleware=[cors]),
+        Route("/health", handlers.health),
+        Route("/events/count", handlers.events_count),
+        Route("/events/recent", handlers.events_recent),
+    ]
 
 
 def middleware(settings: Settings) -> list[Middleware]:
@@ -22,4 +41,14 @@ def middleware(settings: Settings) -> list[Middleware]:
 
 @asynccontextmanager
 async def lifespan(settings: Settings, state: dict[str, Any]) -> AsyncIterator[None]:
-    yield
+    pool = state["pool"]
+    writer = GroupCommitWriter(settings, connect_timeout_s=settings.db_timeout_s)
+    countries = Countries(settings.geoip_db)
+    await writer.start()
+    origins = Origins(settings.trusted_proxies, DailySalts(pool), countries)
+    state["collector"] = handlers.Collector(settings, pool, writer, origins, countries)
+    try:
+        yield
+    finally:
+        await writer.stop()
+        countries.close()

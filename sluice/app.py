@@ -6,10 +6,12 @@ them, opening the shared resources (the connection pool) in the lifespan.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+from psycopg_pool import PoolTimeout
 from starlette.applications import Starlette
 
 import collector.app
@@ -26,7 +28,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         state: dict[str, Any] = {"settings": settings}
         async with AsyncExitStack() as stack:
             pool = await stack.enter_async_context(async_pool(settings))
-            await pool.wait()
+            try:
+                await pool.wait(timeout=settings.db_timeout_s)
+            except PoolTimeout:
+                # Serve anyway: /health reports 503 and /collect answers 503 until PostgreSQL is back.
+                logging.getLogger("sluice").warning("PostgreSQL is unreachable at start-up; serving anyway")
             state["pool"] = pool
             await stack.enter_async_context(collector.app.lifespan(settings, state))
             await stack.enter_async_context(etl.api.lifespan(settings, state))

@@ -65,6 +65,7 @@ class Settings:
     max_future_skew_s: int = 60
     geoip_db: str = ""
     partitions_ahead_days: int = 7
+    db_timeout_s: int = 5  # connecting, waiting for a pooled connection, the health check
 
     # ETL.
     etl_schedule: str = "60"  # seconds between runs, or "off"
@@ -95,6 +96,7 @@ class Settings:
             max_future_skew_s=_int(env, "SLUICE_MAX_FUTURE_SKEW", 60),
             geoip_db=env.get("SLUICE_GEOIP_DB", ""),
             partitions_ahead_days=_int(env, "SLUICE_PARTITIONS_AHEAD_DAYS", 7, minimum=1),
+            db_timeout_s=_int(env, "SLUICE_DB_TIMEOUT", 5, minimum=1),
             etl_schedule=schedule,
             admin_token=env.get("SLUICE_ADMIN_TOKEN", ""),
             session_timeout_min=_int(env, "SLUICE_SESSION_TIMEOUT_MINUTES", 30, minimum=1),

@@ -1,0 +1,209 @@
+"""HTTP: `/collect` (POST and the GET pixel), `/health`, and the operators' `/events/*` views.
+
+An event's way in, step by step: content type → body (size, decompression) → JSON shape → each
+event checked into a typed `Event` → who sent it (IP hash, country) → the group-commit writer →
+`202` only after COMMIT.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from collector.body import check_content_type, read_body
+from collector.client_ip import Countries, Origins
+from collector.rejections import Rejection
+from collector.validate import Batch, parse_body, parse_sent_at, to_event
+from collector.writer import GroupCommitWriter, Row, WriteFailed
+from sluice.settings import Settings
+
+MAX_USER_AGENT_CHARS = 1024
+RECENT_DEFAULT, RECENT_MAX = 20, 1000
+# The smallest transparent 1x1 GIF.
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+_NO_SKEW = timedelta(0)
+
+
+@dataclass(frozen=True)
+class Collector:
+    """What the handlers need, opened in the lifespan and found in `request.state.collector`."""
+
+    settings: Settings
+    pool: AsyncConnectionPool
+    writer: GroupCommitWriter
+    origins: Origins
+    countries: Countries
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _rejected(rejection: Rejection) -> Response:
+    return JSONResponse({"status": "rejected", **rejection.as_json()}, rejection.status)
+
+
+def _unavailable(reason: str) -> Response:
+    body = {"status": "unavailable", "error": "database_unavailable", "message": reason}
+    return JSONResponse(body, 503, headers={"Retry-After": "1"})
+
+
+def _headers(request: Request) -> dict[str, str]:
+    """The request headers as a dict: one pass, where each `request.headers.get` scans them all."""
+    headers: dict[str, str] = request.scope.get("sluice.headers", {})
+    if not headers:
+        for raw_name, raw_value in request.scope["headers"]:
+            name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        request.scope["sluice.headers"] = headers
+    return headers
+
+
+async def collect_post(request: Request) -> Response:
+    received_at = datetime.now(UTC)
+    try:
+        headers = _headers(request)
+        check_content_type(headers)
+        batch = parse_body(await read_body(headers, request.stream()))
+    except Rejection as rejection:
+        return _rejected(rejection)
+    return await _ingest(request, batch, received_at, pixel=False)
+
+
+async def collect_get(request: Request) -> Response:
+    if request.method != "GET":  # HEAD (a link checker, a prefetch) records nothing
+        return Response(PIXEL, headers={"Cache-Control": "no-store"}, media_type="image/gif")
+    received_at = datetime.now(UTC)
+    event: dict[str, Any] = dict(request.query_params)
+    # Objects travel in a query string as JSON text; anything else is left for validation to name.
+    for name in ("props", "attribution"):
+        if isinstance(event.get(name), str):
+            with contextlib.suppress(orjson.JSONDecodeError):
+                event[name] = orjson.loads(event[name])
+    try:
+        batch = Batch([event], parse_sent_at(event.get("sentAt")), single=True)
+    except Rejection as rejection:
+        return _rejected(rejection)
+    return await _ingest(request, batch, received_at, pixel=True)
+
+
+async def collect_options(request: Request) -> Response:
+    # CORS preflights never get here (the CORS middleware answers them); a bare OPTIONS does.
+    return Response(status_code=204, headers={"Allow": "GET, HEAD, POST, OPTIONS"})
+
+
+async def _ingest(request: Request, batch: Batch, received_at: datetime, *, pixel: bool) -> Response:
+    collector: Collector = request.state.collector
+    settings = collector.settings
+    skew = received_at - batch.sent_at if batch.sent_at is not None else _NO_SKEW
+    max_future = timedelta(seconds=settings.max_future_skew_s)
+
+    events = []
+    rejected: list[Rejection] = []
+    for index, raw in enumerate(batch.events):
+        try:
+            events.append(to_event(raw, received_at, skew, max_future))
+        except Rejection as rejection:
+            rejected.append(rejection if batch.single else rejection.at(index))
+    if not events:
+        first = rejected[0]
+        body = {"status": "rejected", **first.as_json()}
+        if not batch.single:
+            body["rejected"] = [r.as_json() for r in rejected]
+        return JSONResponse(body, first.status)
+
+    headers = _headers(request)
+    user_agent = headers.get("user-agent")
+    if user_agent is not None:
+        user_agent = user_agent[:MAX_USER_AGENT_CHARS].replace("\x00", "")
+    try:
+        peer = request.client.host if request.client else None
+        hashed, country = await collector.origins.resolve(peer, headers, received_at.date())
+        rows: list[Row] = [
+            (
+                e.event_id,
+                e.site_id,
+                e.event_type,
+                e.occurred_at,
+                e.client_timestamp,
+                received_at,
+                e.visitor_id,
+                e.session_id,
+                hashed,
+                country,
+                user_agent,
+                e.payload,
+            )
+            for e in events
+        ]
+        await collector.writer.write(rows)
+    except (WriteFailed, psycopg.Error) as exc:
+        return _unavailable(str(exc))
+
+    if pixel:
+        return Response(PIXEL, headers={"Cache-Control": "no-store"}, media_type="image/gif")
+    body = {"status": "accepted", "event_ids": [e.event_id for e in events], "received_at": received_at}
+    if rejected:
+        body["rejected"] = [r.as_json() for r in rejected]
+    return JSONResponse(body, 202)
+
+
+async def health(request: Request) -> Response:
+    collector: Collector = request.state.collector
+    try:
+        async with collector.pool.connection(timeout=collector.settings.db_timeout_s) as conn:
+            cur = await conn.execute("select max(version) from schema_migrations")
+            row = await cur.fetchone()
+    except psycopg.Error as exc:
+        return JSONResponse({"status": "unavailable", "database": "unreachable", "reason": str(exc)}, 503)
+    return JSONResponse({"status": "ok", "database": "connected", "schema_version": row[0] if row else None})
+
+
+async def events_count(request: Request) -> Response:
+    collector: Collector = request.state.collector
+    try:
+        async with collector.pool.connection(timeout=collector.settings.db_timeout_s) as conn:
+            cur = await conn.execute("select count(*) from events")
+            row = await cur.fetchone()
+    except psycopg.Error as exc:
+        return _unavailable(str(exc))
+    return JSONResponse({"count": row[0] if row else 0})
+
+
+async def events_recent(request: Request) -> Response:
+    collector: Collector = request.state.collector
+    raw = request.query_params.get("limit", str(RECENT_DEFAULT))
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= RECENT_MAX):
+        message = f"limit {raw[:40]!r} must be an integer from 1 to {RECENT_MAX}"
+        return _rejected(Rejection("bad_parameter", message, field="limit"))
+    try:
+        async with collector.pool.connection(timeout=collector.settings.db_timeout_s) as conn:
+            # Newest first by txid: its index is on every partition, so this reads `limit` rows per
+            # partition at most, where ordering by received_at would sort whole partitions.
+            cur = await conn.execute(
+                """
+                select event_id, site_id, event_type, occurred_at, client_timestamp, received_at,
+                       visitor_id, session_id, ip_hash, country, user_agent, payload
+                from events
+                order by txid desc
+                limit %s
+                """,
+                (int(raw),),
+            )
+            names = [d.name for d in cur.description or []]
+            rows = await cur.fetchall()
+    except psycopg.Error as exc:
+        return _unavailable(str(exc))
+    return JSONResponse({"events": [dict(zip(names, row, strict=True)) for row in rows]})

@@ -1,0 +1,189 @@
+"""Turns a decoded body into typed events, or into rejections that name the field and batch index.
+
+A body is one event (a JSON object), a batch (a JSON array), or `{"events": [...], "sentAt": ...}`.
+Known fields are type-checked; unknown ones are kept, untouched, in the payload.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from collector.rejections import Rejection
+
+MAX_EVENTS = 500
+MAX_EVENT_BYTES = 64 * 1024
+MAX_ID_CHARS = 200  # siteId, eventType, visitorId, sessionId
+
+# Optional fields and the JSON type each must have when present (null counts as absent).
+_OPTIONAL_STRINGS = ("visitorId", "sessionId", "url", "path", "referrer", "title", "target", "text", "shortCode")
+_OPTIONAL_OBJECTS = ("props", "attribution")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    event_id: uuid.UUID
+    site_id: str
+    event_type: str
+    occurred_at: datetime
+    client_timestamp: datetime | None
+    visitor_id: str | None
+    session_id: str | None
+    payload: bytes  # the event exactly as received (re-serialised JSON), unknown fields included
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    events: list[Any]  # the raw decoded events, not yet checked
+    sent_at: datetime | None
+    single: bool  # one bare event object: its errors carry no batch index
+
+
+def parse_body(body: bytes) -> Batch:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Rejection("malformed_json", f"the body is not valid JSON: {exc}") from None
+    if isinstance(doc, list):
+        return _batch(doc, None, single=False)
+    if not isinstance(doc, dict):
+        raise Rejection("malformed_json", f"the body must be an event object or an array of events, not {_kind(doc)}")
+    if "events" in doc:
+        events = doc["events"]
+        if not isinstance(events, list):
+            raise Rejection("wrong_type", f"'events' must be an array, not {_kind(events)}", field="events")
+        return _batch(events, parse_sent_at(doc.get("sentAt")), single=False)
+    # A single event may carry its own sentAt: it is a batch of one.
+    return _batch([doc], parse_sent_at(doc.get("sentAt")), single=True)
+
+
+def _batch(events: list[Any], sent_at: datetime | None, *, single: bool) -> Batch:
+    if not events:
+        raise Rejection("missing_field", "the batch holds no events", field="events")
+    if len(events) > MAX_EVENTS:
+        raise Rejection("too_many_events", f"the batch holds {len(events)} events; the limit is {MAX_EVENTS}")
+    return Batch(events, sent_at, single)
+
+
+def parse_sent_at(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    return _timestamp(value, "sentAt")
+
+
+def to_event(raw: Any, received_at: datetime, skew: timedelta, max_future: timedelta) -> Event:
+    """`skew` is received_at - sentAt (zero without sentAt); `max_future` is how far ahead is believed."""
+    if not isinstance(raw, dict):
+        raise Rejection("wrong_type", f"an event must be a JSON object, not {_kind(raw)}")
+    site_id = _required_id(raw, "siteId")
+    event_type = _required_id(raw, "eventType")
+    event_id = _event_id(raw.get("eventId"))
+    for name in _OPTIONAL_STRINGS:
+        _optional(raw, name, str, "a string")
+    for name in _OPTIONAL_OBJECTS:
+        _optional(raw, name, dict, "an object")
+    attribution = raw.get("attribution")
+    if attribution is not None:
+        _optional(attribution, "utmParams", dict, "an object", prefix="attribution.")
+    visitor_id = _bounded(raw.get("visitorId"), "visitorId")
+    session_id = _bounded(raw.get("sessionId"), "sessionId")
+
+    client_timestamp = None if raw.get("timestamp") is None else _timestamp(raw["timestamp"], "timestamp")
+    occurred_at = received_at
+    if client_timestamp is not None:
+        try:
+            occurred_at = client_timestamp + skew
+        except OverflowError:
+            raise Rejection("invalid_value", "timestamp is out of range once corrected", field="timestamp") from None
+        # A clock far ahead is wrong, not early: the event happened when it arrived.
+        if occurred_at > received_at + max_future:
+            occurred_at = received_at
+
+    try:
+        payload = orjson.dumps(raw)
+    except orjson.JSONEncodeError as exc:  # e.g. nested deeper than orjson writes (it reads deeper)
+        raise Rejection("invalid_value", f"the event cannot be stored: {exc}") from None
+    if len(payload) > MAX_EVENT_BYTES:
+        raise Rejection("event_too_large", f"the event is {len(payload)} bytes; the limit is {MAX_EVENT_BYTES}")
+    # PostgreSQL text and jsonb cannot hold U+0000; one such event must not fail a whole group commit.
+    if b"\\u0000" in payload and _has_nul(raw):
+        raise Rejection("invalid_value", "the event contains a U+0000 character, which cannot be stored")
+    return Event(event_id, site_id, event_type, occurred_at, client_timestamp, visitor_id, session_id, payload)
+
+
+def _required_id(raw: dict[str, Any], name: str) -> str:
+    value = raw.get(name)
+    if value is None:
+        raise Rejection("missing_field", f"{name} is required", field=name)
+    if not isinstance(value, str):
+        raise Rejection("wrong_type", f"{name} must be a string, not {_kind(value)}", field=name)
+    if not value:
+        raise Rejection("invalid_value", f"{name} must not be empty", field=name)
+    _bounded(value, name)
+    return value
+
+
+def _bounded(value: Any, name: str) -> str | None:
+    if isinstance(value, str) and len(value) > MAX_ID_CHARS:
+        raise Rejection("invalid_value", f"{name} is {len(value)} characters; the limit is {MAX_ID_CHARS}", field=name)
+    return value if isinstance(value, str) else None
+
+
+def _optional(raw: dict[str, Any], name: str, kind: type, described: str, prefix: str = "") -> None:
+    value = raw.get(name)
+    if value is not None and not isinstance(value, kind):
+        raise Rejection("wrong_type", f"{prefix}{name} must be {described}, not {_kind(value)}", field=prefix + name)
+
+
+def _event_id(value: Any) -> uuid.UUID:
+    if value is None:
+        # Random, not secret: Mersenne Twister bits (reseeded per process, even after fork) cost half
+        # of uuid4's system call.
+        return uuid.UUID(int=random.getrandbits(128), version=4)
+    if not isinstance(value, str):
+        raise Rejection("wrong_type", f"eventId must be a UUID string, not {_kind(value)}", field="eventId")
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise Rejection("invalid_value", f"eventId {value[:60]!r} is not a UUID", field="eventId") from None
+
+
+def _timestamp(value: Any, name: str) -> datetime:
+    if not isinstance(value, str):
+        raise Rejection("wrong_type", f"{name} must be an ISO 8601 string, not {_kind(value)}", field=name)
+    try:
+        parsed = datetime.fromisoformat(value) if len(value) <= 40 else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise Rejection("invalid_value", f"{name} {value[:60]!r} is not an ISO 8601 timestamp", field=name)
+    if parsed.tzinfo is None:
+        raise Rejection("invalid_value", f"{name} {value!r} has no time zone (add 'Z' or an offset)", field=name)
+    return parsed
+
+
+def _has_nul(value: Any) -> bool:
+    stack = [value]  # iterative: JSON may nest deeper than Python's recursion limit
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+_KINDS = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else _KINDS.get(type(value), type(value).__name__)

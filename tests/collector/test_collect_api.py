@@ -1,0 +1,284 @@
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from collector_testing import collector_client, event, post
+from starlette.testclient import TestClient
+
+from collector.routes import PIXEL
+from collector.validate import MAX_EVENTS
+from sluice.settings import Settings
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with collector_client(settings) as client:
+        yield client
+
+
+def stored(db: psycopg.Connection, event_id: str) -> int:
+    row = db.execute("select count(*) from events where event_id = %s", (event_id,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_an_event_is_acknowledged_with_its_id_and_stored(client: TestClient, db: psycopg.Connection) -> None:
+    response = post(client, event(visitorId="v1", sessionId="s1", extra={"kept": True}), **{"User-Agent": "Firefox/1"})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "accepted"
+    [event_id] = body["event_ids"]
+    row = db.execute(
+        """select site_id, event_type, visitor_id, session_id, user_agent, payload, received_at, occurred_at
+           from events where event_id = %s""",
+        (event_id,),
+    ).fetchone()
+    assert row is not None
+    assert row[:5] == ("site-1", "pageview", "v1", "s1", "Firefox/1")
+    assert row[5] == event(visitorId="v1", sessionId="s1", extra={"kept": True})
+    assert row[6] == row[7] == datetime.fromisoformat(body["received_at"])
+
+
+def test_the_ack_waits_for_the_commit(client: TestClient, settings: Settings, db: psycopg.Connection) -> None:
+    # Hold the writer's insert at a lock: the request must not be answered until it commits.
+    event_id = str(uuid.uuid4())
+    responses: list[int] = []
+    with psycopg.connect(settings.database_url) as blocker:
+        blocker.execute("lock table sluice.event_ids in exclusive mode")
+        thread = threading.Thread(target=lambda: responses.append(post(client, event(eventId=event_id)).status_code))
+        thread.start()
+        time.sleep(0.5)
+        assert responses == []
+        assert stored(db, event_id) == 0
+        blocker.rollback()
+    thread.join(10)
+    assert responses == [202]
+    # Visible from another connection the moment the answer is out.
+    assert stored(db, event_id) == 1
+
+
+def test_a_batch_stores_the_valid_events_and_lists_the_rejected(client: TestClient, db: psycopg.Connection) -> None:
+    batch = [event(), event(siteId=None), event(), event(timestamp="nope"), "junk"]
+    response = post(client, {"events": batch})
+    assert response.status_code == 202
+    body = response.json()
+    assert len(body["event_ids"]) == 2
+    assert [(r["index"], r["error"], r.get("field")) for r in body["rejected"]] == [
+        (1, "missing_field", "siteId"),
+        (3, "invalid_value", "timestamp"),
+        (4, "wrong_type", None),
+    ]
+    assert db.execute("select count(*) from events").fetchone() == (2,)
+
+
+def test_a_batch_with_nothing_valid_is_rejected_whole(client: TestClient, db: psycopg.Connection) -> None:
+    response = post(client, [event(eventType=None), event(eventType=3)])
+    assert response.status_code == 400
+    body = response.json()
+    assert (body["status"], body["error"], body["field"], body["index"]) == (
+        "rejected",
+        "missing_field",
+        "eventType",
+        0,
+    )
+    assert [r["index"] for r in body["rejected"]] == [0, 1]
+    assert db.execute("select count(*) from events").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error", "field"),
+    [
+        (b"{not json", 400, "malformed_json", None),
+        (b'{"siteId": "s"}', 400, "missing_field", "eventType"),
+        (b'{"siteId": "s", "eventType": ["pageview"]}', 400, "wrong_type", "eventType"),
+        (b'{"siteId": "s", "eventType": "pageview", "timestamp": "Tuesday"}', 422, "invalid_value", "timestamp"),
+        (b'{"siteId": "s", "eventType": "pageview", "eventId": "123"}', 422, "invalid_value", "eventId"),
+        (b"[" + b"{}," * MAX_EVENTS + b"{}]", 413, "too_many_events", None),
+    ],
+)
+def test_every_error_is_json_naming_the_field(
+    client: TestClient, db: psycopg.Connection, body: bytes, status: int, error: str, field: str | None
+) -> None:
+    response = client.post("/collect", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert (response.json()["error"], response.json().get("field")) == (error, field)
+    assert "index" not in response.json() or body.startswith(b"[")
+    assert db.execute("select count(*) from events").fetchone() == (0,)
+
+
+def test_a_retried_event_is_stored_once(client: TestClient, db: psycopg.Connection) -> None:
+    event_id = str(uuid.uuid4())
+    for _ in range(3):
+        response = post(client, event(eventId=event_id))
+        assert response.status_code == 202
+        assert response.json()["event_ids"] == [event_id]
+    assert stored(db, event_id) == 1
+    assert db.execute("select count(*) from event_ids where event_id = %s", (event_id,)).fetchone() == (1,)
+
+
+def test_a_duplicate_inside_one_batch_is_stored_once(client: TestClient, db: psycopg.Connection) -> None:
+    event_id = str(uuid.uuid4())
+    response = post(client, [event(eventId=event_id), event(), event(eventId=event_id)])
+    assert response.status_code == 202
+    assert response.json()["event_ids"][0] == response.json()["event_ids"][2] == event_id
+    assert stored(db, event_id) == 1
+    assert db.execute("select count(*) from events").fetchone() == (2,)
+
+
+def test_sent_at_corrects_the_client_clock(client: TestClient, db: psycopg.Connection) -> None:
+    # This client's clock runs two hours behind the server's.
+    client_now = datetime.now(UTC) - timedelta(hours=2)
+    sent_at, happened = client_now, client_now - timedelta(seconds=30)
+    body = {"sentAt": sent_at.isoformat(), "events": [event(timestamp=happened.isoformat())]}
+    [event_id] = post(client, body).json()["event_ids"]
+    row = db.execute(
+        "select occurred_at, client_timestamp, received_at from events where event_id = %s", (event_id,)
+    ).fetchone()
+    assert row is not None
+    occurred_at, client_timestamp, received_at = row
+    assert client_timestamp == happened
+    assert occurred_at == happened + (received_at - sent_at)
+
+
+def test_a_future_timestamp_is_clamped_and_the_sent_one_kept(client: TestClient, db: psycopg.Connection) -> None:
+    future = datetime.now(UTC) + timedelta(days=3)
+    [event_id] = post(client, event(timestamp=future.isoformat())).json()["event_ids"]
+    row = db.execute(
+        "select occurred_at, client_timestamp, received_at from events where event_id = %s", (event_id,)
+    ).fetchone()
+    assert row is not None
+    assert row[0] == row[2]
+    assert row[1] == future
+
+
+def test_the_pixel_answers_a_gif_and_stores_the_event(client: TestClient, db: psycopg.Connection) -> None:
+    response = client.get("/collect", params={"eventType": "open", "siteId": "mail", "props": '{"campaign": "may"}'})
+    assert response.status_code == 200
+    assert response.content == PIXEL
+    assert response.headers["content-type"] == "image/gif"
+    assert response.headers["cache-control"] == "no-store"
+    row = db.execute("select event_type, payload from events").fetchone()
+    assert row == ("open", {"eventType": "open", "siteId": "mail", "props": {"campaign": "may"}})
+
+
+def test_a_bad_pixel_is_a_json_error_and_head_stores_nothing(client: TestClient, db: psycopg.Connection) -> None:
+    response = client.get("/collect", params={"eventType": "open"})
+    assert (response.status_code, response.json()["field"]) == (400, "siteId")
+    assert client.head("/collect", params={"eventType": "open", "siteId": "s"}).status_code == 200
+    assert db.execute("select count(*) from events").fetchone() == (0,)
+
+
+def test_cors_preflight_is_answered(client: TestClient) -> None:
+    response = client.options(
+        "/collect",
+        headers={
+            "Origin": "https://shop.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "POST" in response.headers["access-control-allow-methods"]
+    simple = post(client, event(), Origin="https://shop.example")
+    assert simple.headers["access-control-allow-origin"] == "*"
+
+
+def test_cors_origins_are_configurable(settings: Settings) -> None:
+    with collector_client(replace(settings, cors_origins=("https://shop.example",))) as client:
+        allowed = post(client, event(), Origin="https://shop.example")
+        assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+        other = post(client, event(), Origin="https://evil.example")
+        assert "access-control-allow-origin" not in other.headers
+        preflight = client.options(
+            "/collect", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+        )
+        assert preflight.status_code == 400
+
+
+def test_health_reports_the_database(client: TestClient) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "connected", "schema_version": "0001"}
+
+
+def test_with_the_database_down_health_and_collect_answer_503(settings: Settings) -> None:
+    closed = replace(settings, database_url="host=127.0.0.1 port=1 user=postgres dbname=nothing", db_timeout_s=1)
+    with collector_client(closed) as client:
+        health = client.get("/health")
+        assert health.status_code == 503
+        assert health.json()["database"] == "unreachable"
+        collect = post(client, event())
+        assert collect.status_code == 503
+        assert collect.json()["error"] == "database_unavailable"
+
+
+def test_a_failed_write_fails_every_request_of_the_batch(
+    client: TestClient, db: psycopg.Connection, settings: Settings
+) -> None:
+    db.execute(
+        """create function refuse() returns trigger language plpgsql as $$
+           begin raise exception 'refused by test'; end $$;
+           create trigger refuse before insert on event_ids for each statement execute function refuse()"""
+    )
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: post(client, [event(), event()]).status_code, range(16)))
+    assert statuses == [503] * 16
+    assert db.execute("select count(*) from events").fetchone() == (0,)
+    db.execute("drop trigger refuse on event_ids")
+    assert post(client, event()).status_code == 202  # and the writer carries on
+
+
+def test_concurrent_requests_are_all_acknowledged_and_stored_once(client: TestClient, db: psycopg.Connection) -> None:
+    def send(i: int) -> list[str]:
+        response = post(client, [event(n=i), event(n=i)] if i % 2 else event(n=i))
+        assert response.status_code == 202
+        return list(response.json()["event_ids"])
+
+    with ThreadPoolExecutor(32) as pool:
+        ids = [event_id for batch in pool.map(send, range(200)) for event_id in batch]
+    assert len(ids) == len(set(ids)) == 300
+    rows = db.execute("select event_id::text from events").fetchall()
+    assert sorted(r[0] for r in rows) == sorted(ids)
+
+
+def test_events_count_and_recent(client: TestClient) -> None:
+    for i in range(3):
+        post(client, event(n=i))
+    assert client.get("/events/count").json() == {"count": 3}
+    recent = client.get("/events/recent", params={"limit": 2}).json()["events"]
+    assert [e["payload"]["n"] for e in recent] == [2, 1]
+    assert set(recent[0]) >= {"event_id", "site_id", "event_type", "received_at", "payload"}
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "1001", "ten", "1.5", "", "٣"])
+def test_recent_rejects_a_bad_limit(client: TestClient, limit: str) -> None:
+    response = client.get("/events/recent", params={"limit": limit})
+    assert response.status_code == 400
+    assert response.json()["field"] == "limit"
+
+
+def test_text_that_copy_treats_specially_is_stored_exactly(client: TestClient, db: psycopg.Connection) -> None:
+    odd = "tab\there, newline\nthere, cr\r, backslash\\, \\N, \\."
+    sent = event(siteId=odd, visitorId="\\N", props={"odd": odd, "unicode": "żółw 🐢 \u2028"})
+    [event_id] = post(client, sent, **{"User-Agent": "UA\\with\\backslashes"}).json()["event_ids"]
+    row = db.execute("select site_id, visitor_id, user_agent, payload from events where event_id = %s", (event_id,))
+    assert row.fetchone() == (odd, "\\N", "UA\\with\\backslashes", sent)
+
+
+def test_the_writer_reconnects_when_its_connection_is_killed(client: TestClient, db: psycopg.Connection) -> None:
+    assert post(client, event()).status_code == 202
+    killed = db.execute(
+        "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'sluice-collector-writer'"
+    ).fetchall()
+    assert killed == [(True,)]
+    assert post(client, event()).status_code == 202
+    assert db.execute("select count(*) from events").fetchone() == (2,)

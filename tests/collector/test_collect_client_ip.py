@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from datetime import UTC, date, datetime, timedelta
+
+import psycopg
+import pytest
+from collector_testing import PROXY, VISITOR, collector_client, event, post
+from starlette.datastructures import Headers
+
+from collector.client_ip import Countries, DailySalts, Origins, client_ip, ip_hash
+from sluice.db import async_pool
+from sluice.settings import Settings
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+def resolve(peer: str | None, **headers: str) -> tuple[str | None, bool]:
+    ip, trusted = client_ip(peer, Headers(headers), LOOPBACK)
+    return (str(ip) if ip else None, trusted)
+
+
+def test_an_untrusted_peer_cannot_claim_another_address() -> None:
+    forged = {"x-forwarded-for": "198.51.100.1", "x-real-ip": "198.51.100.2"}
+    assert resolve("203.0.113.7", **forged) == ("203.0.113.7", False)
+
+
+def test_a_trusted_proxy_is_believed_back_to_the_first_untrusted_hop() -> None:
+    assert resolve("127.0.0.1", **{"x-forwarded-for": "198.51.100.1"}) == ("198.51.100.1", True)
+    # The client wrote the leftmost entry itself; the proxy appended the address it saw.
+    assert resolve("127.0.0.1", **{"x-forwarded-for": "10.9.9.9, 198.51.100.1, 127.0.0.2"}) == ("198.51.100.1", True)
+    assert resolve("127.0.0.1", **{"x-real-ip": "198.51.100.3"}) == ("198.51.100.3", True)
+    assert resolve("127.0.0.1", **{"x-forwarded-for": "garbage"}) == ("127.0.0.1", True)
+    assert resolve("::ffff:127.0.0.1", **{"x-forwarded-for": "198.51.100.1"}) == ("198.51.100.1", True)
+    assert resolve(None, **{"x-forwarded-for": "198.51.100.1"}) == ("198.51.100.1", True)  # a Unix socket
+    assert resolve("testclient") == (None, False)
+
+
+def test_country_from_a_trusted_header_else_from_the_table() -> None:
+    countries = Countries()
+    google = ipaddress.ip_address("8.8.8.8")
+    assert countries.country(google, Headers({"x-country-code": "de"}), trusted_peer=True) == "DE"
+    assert countries.country(google, Headers({"x-country-code": "de"}), trusted_peer=False) == "US"
+    assert countries.country(google, Headers({"x-country-code": "nonsense"}), trusted_peer=True) == "US"
+    assert countries.country(ipaddress.ip_address("10.0.0.1"), Headers(), trusted_peer=False) is None
+
+
+def stored_hashes(db: psycopg.Connection) -> list[tuple[str, str | None]]:
+    return [(r[0], r[1]) for r in db.execute("select ip_hash, country from events order by payload->>'n'")]
+
+
+def test_the_stored_hash_is_of_the_believed_address(settings: Settings, db: psycopg.Connection) -> None:
+    headers = {"X-Forwarded-For": "8.8.8.8", "X-Country-Code": "FR"}
+    with collector_client(settings, peer=VISITOR) as client:
+        assert post(client, event(n="1"), **headers).status_code == 202
+    with collector_client(settings, peer=PROXY) as client:
+        assert post(client, event(n="2"), **headers).status_code == 202
+        assert post(client, event(n="3"), **{"X-Forwarded-For": "8.8.8.8"}).status_code == 202
+    row = db.execute("select salt from daily_salts where day = %s", (datetime.now(UTC).date(),)).fetchone()
+    assert row is not None
+    salt = bytes(row[0])
+    assert stored_hashes(db) == [
+        (ip_hash(salt, ipaddress.ip_address(VISITOR[0])), None),  # TEST-NET: no country
+        (ip_hash(salt, ipaddress.ip_address("8.8.8.8")), "FR"),
+        (ip_hash(salt, ipaddress.ip_address("8.8.8.8")), "US"),
+    ]
+
+
+def test_no_raw_ip_anywhere_in_the_database(settings: Settings, db: psycopg.Connection) -> None:
+    addresses = [VISITOR[0], "198.51.100.23", "2001:db8::42"]
+    with collector_client(settings, peer=VISITOR) as client:
+        post(client, event(), **{"X-Forwarded-For": addresses[1]})
+    with collector_client(settings, peer=PROXY) as client:
+        post(client, [event(), event()], **{"X-Forwarded-For": addresses[1]})
+        post(client, event(), **{"X-Real-IP": addresses[2]})
+        client.get("/collect", params={"eventType": "open", "siteId": "s"}, headers={"X-Forwarded-For": addresses[1]})
+    assert db.execute("select count(*) from events where ip_hash is not null").fetchone() == (5,)
+    columns = db.execute(
+        """select table_name, column_name from information_schema.columns
+           where table_schema = 'sluice' and data_type in ('text', 'character varying', 'jsonb', 'json', 'bytea')"""
+    ).fetchall()
+    assert ("events_default", "payload") in columns
+    for table, column in columns:
+        for address in addresses:
+            found = db.execute(
+                psycopg.sql.SQL("select count(*) from {} where {}::text like %s").format(
+                    psycopg.sql.Identifier(table), psycopg.sql.Identifier(column)
+                ),
+                (f"%{address}%",),
+            ).fetchone()
+            assert found == (0,), f"{address} found in {table}.{column}"
+
+
+def test_salts_are_made_once_per_day_and_old_ones_deleted(settings: Settings, db: psycopg.Connection) -> None:
+    today = date(2026, 5, 4)
+    for day in (today - timedelta(days=5), today - timedelta(days=1)):
+        db.execute("insert into daily_salts (day, salt) values (%s, %s)", (day, b"old"))
+
+    async def two_workers() -> tuple[bytes, bytes]:
+        async with async_pool(settings) as pool:
+            return await asyncio.gather(DailySalts(pool).get(today), DailySalts(pool).get(today))
+
+    first, second = asyncio.run(two_workers())
+    assert first == second
+    assert len(first) == 32
+    days = [r[0] for r in db.execute("select day from daily_salts order by day")]
+    assert days == [today - timedelta(days=1), today]
+
+
+@pytest.mark.parametrize("address", ["198.51.100.23", "2001:db8::1"])
+def test_the_hash_is_hex_and_depends_on_the_salt(address: str) -> None:
+    ip = ipaddress.ip_address(address)
+    assert ip_hash(b"a" * 32, ip) == ip_hash(b"a" * 32, ip)
+    assert ip_hash(b"a" * 32, ip) != ip_hash(b"b" * 32, ip)
+    assert len(ip_hash(b"a" * 32, ip)) == 32
+    int(ip_hash(b"a" * 32, ip), 16)
+
+
+def test_origins_are_remembered_within_a_day_only() -> None:
+    class FakeSalts(DailySalts):
+        def __init__(self) -> None:
+            self.asked: list[date] = []
+
+        async def get(self, day: date) -> bytes:
+            self.asked.append(day)
+            return day.isoformat().encode()
+
+    salts = FakeSalts()
+    origins = Origins(LOOPBACK, salts, Countries())
+    headers = Headers({"x-forwarded-for": "8.8.8.8"})
+    day1, day2 = date(2026, 5, 4), date(2026, 5, 5)
+
+    async def resolve_all() -> list[tuple[str | None, str | None]]:
+        return [await origins.resolve("127.0.0.1", headers, day) for day in (day1, day1, day2)]
+
+    first, again, next_day = asyncio.run(resolve_all())
+    assert first == again
+    assert first[1] == next_day[1] == "US"
+    assert first[0] != next_day[0]
+    assert salts.asked == [day1, day2]
