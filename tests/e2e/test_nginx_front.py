@@ -9,9 +9,11 @@ import sys
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from .harness import NGINX_CONF, REPO, Namespace, Nginx, fetch, free_port, nginx_binary, render_nginx_conf
+from .conftest import ADMIN_TOKEN
+from .harness import NGINX_CONF, REPO, Client, Namespace, Nginx, fetch, free_port, nginx_binary, render_nginx_conf
 
 
 def event(**fields: object) -> dict[str, object]:
@@ -69,6 +71,57 @@ def test_tracker_is_served_gzipped_with_long_caching_and_no_version(front: Nginx
     expected = built if built.exists() else REPO / "tracker" / "sluice.js"
     assert gzip.decompress(response.body) == expected.read_bytes()
     assert len(response.body) < 3 * 1024 or not built.exists()
+
+
+def test_a_body_over_1_mib_is_refused_by_nginx_and_one_under_it_lands(front: Nginx, db: psycopg.Connection) -> None:
+    too_big = b'{"events": [' + b" " * (1024 * 1024) + b"]}"
+    response = fetch("POST", f"{front.url()}/collect", too_big, {"Content-Type": "text/plain"})
+    assert response.status == 413
+    assert response.json()["error"] == "body_too_large"
+    assert "client intended to send too large body" in front.error_log()  # nginx's refusal, not Sluice's
+
+    # 100 events of ~10 KB each: just under the limit, so nginx passes it and Sluice stores it all.
+    padding = "x" * 10_000
+    batch = {"events": [event(props={"padding": padding}) for _ in range(100)]}
+    body = json.dumps(batch).encode()
+    assert 1_000_000 < len(body) < 1024 * 1024
+    response = fetch("POST", f"{front.url()}/collect", body, {"Content-Type": "text/plain"})
+    assert response.status == 202, response.body
+    assert db.execute("select count(*) from events").fetchone() == (100,)
+
+
+def test_a_burst_over_the_rate_limit_gets_429_and_the_rest_lands(front: Nginx, db: psycopg.Connection) -> None:
+    statuses: dict[str, int] = {}
+    with Client(front.url()) as client:  # one kept-alive connection, requests back to back
+        for _ in range(150):
+            one = event()
+            response = client.post_json("/collect", one)
+            statuses[str(one["eventId"])] = response.status
+            if response.status == 429:
+                assert response.json()["error"] == "rate_limited"
+    accepted = {eid for eid, status in statuses.items() if status == 202}
+    refused = [eid for eid, status in statuses.items() if status == 429]
+    assert len(accepted) + len(refused) == 150
+    assert len(accepted) >= 51  # the burst of 50, plus the one the rate allows at once
+    assert len(refused) >= 30
+    stored = {str(r[0]) for r in db.execute("select event_id from events")}
+    assert stored == accepted
+
+
+def test_control_routes_refuse_clients_outside_private_networks(front: Nginx, netns: Namespace) -> None:
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    outside = front.url(netns.host_ip)
+    # From the namespace (a public-looking address): refused by nginx, token or not, and a forged
+    # X-Forwarded-For changes nothing (nginx goes by the connection's address).
+    for path in ["/etl/status", "/etl/runs", "/events/recent", "/events/count"]:
+        status, body = request_from(netns, outside + path, {**auth, "X-Forwarded-For": "10.0.0.1"})
+        assert (status, json.loads(body)["error"]) == (403, "forbidden_network"), path
+    # The same client reaches the public routes ...
+    status, _ = request_from(netns, outside + "/health")
+    assert status == 200
+    # ... and loopback reaches the control routes, where Sluice checks the token.
+    response = fetch("GET", f"{front.url()}/etl/status", headers=auth)
+    assert response.status != 403 or response.json().get("error") != "forbidden_network"
 
 
 @pytest.mark.parametrize("path", ["/_sluice/403.json", "/_sluice/413.json"])
