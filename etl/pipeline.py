@@ -78,6 +78,7 @@ class RunResult:
     events_too_late: int = 0
     rows_written: dict[str, int] = field(default_factory=dict)
     remaining: int = 0  # events committed but left for a later run (batch_size, or not yet below xmin)
+    events_by_type: dict[str, int] = field(default_factory=dict)
     step_seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -134,12 +135,15 @@ def run(
 
                         result.rows_written = cleanup(conn, settings)
             except Exception as exc:
-                _finish(conn, result, "failed", error=f"{type(exc).__name__}: {exc}")
+                # A dead connection cannot record anything; the next run marks this one abandoned.
+                if not conn.broken:
+                    _finish(conn, result, "failed", error=f"{type(exc).__name__}: {exc}")
                 raise RunFailed(result.run_id, str(exc)) from exc
             _finish(conn, result, "succeeded")
             return result
         finally:
-            conn.execute("select pg_advisory_unlock(%s)", (RUN_LOCK,))
+            if not conn.broken:
+                conn.execute("select pg_advisory_unlock(%s)", (RUN_LOCK,))
 
 
 def _tune(conn: psycopg.Connection, settings: Settings) -> None:
@@ -210,7 +214,9 @@ def _run_batch(
     else:
         _run_steps(conn, RUN_STEPS, params, result)
 
-    result.events_processed = int(_scalar(conn, "select count(*) from batch_events"))
+    by_type = conn.execute("select event_type, count(*) from batch_events group by event_type").fetchall()
+    result.events_by_type = {str(kind): int(n) for kind, n in by_type}
+    result.events_processed = sum(result.events_by_type.values())
     in_range = _scalar(conn, "select count(*) from events where txid >= %s::xid8 and txid < %s::xid8", (low, high))
     result.events_too_late = int(in_range) - result.events_processed
     result.remaining = int(_scalar(conn, "select count(*) from events where txid >= %s::xid8", (high,)))
