@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
@@ -35,6 +35,7 @@ class Job:
     name: str
     every_s: int
     run: Callable[[Settings], object]  # synchronous: runs in a worker thread, off the event loop
+    first_after_s: int = 0  # delay of the first run after this process becomes the leader
 
 
 def schedule(settings: Settings) -> list[Job]:
@@ -43,7 +44,7 @@ def schedule(settings: Settings) -> list[Job]:
         return []
     return [
         Job("etl", int(settings.etl_schedule), lambda s: pipeline.run(s)),
-        Job("retention", 6 * 3600, lambda s: pipeline.run(s, "cleanup")),
+        Job("retention", 6 * 3600, lambda s: pipeline.run(s, "cleanup"), first_after_s=300),
     ]
 
 
@@ -97,7 +98,8 @@ class Scheduler:
         log.info("this process is now the ETL scheduler leader")
         for job in self.jobs:
             self._aps.add_job(
-                self._run, "interval", args=[job], seconds=job.every_s, next_run_time=datetime.now(UTC),
+                self._run, "interval", args=[job], seconds=job.every_s,
+                next_run_time=datetime.now(UTC) + timedelta(seconds=job.first_after_s),
                 id=job.name, max_instances=1, coalesce=True, replace_existing=True,
             )  # fmt: skip
 
