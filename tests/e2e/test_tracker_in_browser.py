@@ -15,7 +15,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from collector.client_ip import ip_hash
 
-from .harness import Namespace, Nginx, static_site, wait_until
+from .conftest import ADMIN_TOKEN
+from .harness import Namespace, Nginx, fetch, static_site, wait_until
 
 SITE = "e2e-shop"
 
@@ -118,6 +119,60 @@ def test_a_visit_lands_in_the_tables(
             ("custom", "/checkout", "goodbye", None),
         ]
     )
+    visitor_id, session_id = events[0][4], events[0][5]
+
+    # The ETL, run the way an operator would: through nginx, from loopback, with the token.
+    run = fetch("POST", f"{front.url()}/etl/run-sync", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert run.status == 200, run.body
+
+    sessions = records(
+        db,
+        """select session_key, visitor_key, pageview_count, event_count, entry_path, exit_path,
+                  utm_source, utm_medium, utm_campaign, device_type, browser, os, is_bot, is_bounce
+           from sessions where site_id = %s""",
+        SITE,
+    )
+    assert sessions == [
+        {
+            "session_key": session_id,
+            "visitor_key": visitor_id,
+            "pageview_count": 3,
+            "event_count": 8,
+            "entry_path": "/",
+            "exit_path": "/checkout",
+            "utm_source": "newsletter",
+            "utm_medium": "email",
+            "utm_campaign": "launch",
+            "device_type": "desktop",
+            "browser": "Chrome",
+            "os": "Linux",
+            "is_bot": False,
+            "is_bounce": False,
+        }
+    ]
+    port = shop.rsplit(":", 1)[1]
+    clicks = records(
+        db,
+        """select session_key, visitor_key, source_path, target_url, target_domain, link_text,
+                  device_type, browser, is_bot
+           from clicks where site_id = %s order by occurred_at""",
+        SITE,
+    )
+    same = {"session_key": session_id, "visitor_key": visitor_id, "source_path": "/"}
+    person = {"device_type": "desktop", "browser": "Chrome", "is_bot": False}
+    assert clicks == [
+        {
+            **same,
+            "target_url": f"http://partner.test:{port}/offer",
+            "target_domain": "partner.test",
+            "link_text": "Our partner's offer",
+            **person,
+        },
+        {**same, "target_url": f"{shop}/signup", "target_domain": "shop.test", "link_text": "Sign up", **person},
+    ]
+    assert rows(
+        db, "select pageviews, events, visitors, sessions, bounces from daily_metrics where site_id = %s", SITE
+    ) == [(3, 8, 1, 1, 0)]
 
 
 def test_a_click_on_a_link_that_leaves_the_page_is_not_lost(
