@@ -34,14 +34,15 @@ try {
     const hashRouting = flag('hash')
     const autoClicks = attr('auto-clicks') !== 'false'
 
-    // localStorage can be missing or throw (blocked storage, private modes): fall back to memory.
+    // localStorage can be missing, throw, or read but refuse writes (blocked storage, private
+    // modes): what could not be stored is kept in memory for the page's lifetime.
     const memory = {}
     const load = (key) => {
+      let value
       try {
-        return w.localStorage.getItem(key)
-      } catch (e) {
-        return memory[key] || null
-      }
+        value = w.localStorage.getItem(key)
+      } catch (e) {}
+      return value ?? memory[key] ?? null
     }
     const save = (key, value) => {
       memory[key] = value

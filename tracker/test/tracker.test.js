@@ -433,6 +433,19 @@ test.describe('identity', () => {
     assert.equal(custom.sessionId, view.sessionId)
   })
 
+  test('storage that reads but refuses writes (old private modes) still gives stable ids', () => {
+    const readOnly = new Storage()
+    readOnly.setItem = () => {
+      throw new Error('QuotaExceededError')
+    }
+    const page = load({ storage: readOnly })
+    page.window.sluice.track('x')
+    page.tick()
+    const [view, custom] = page.events()
+    assert.equal(custom.visitorId, view.visitorId)
+    assert.equal(custom.sessionId, view.sessionId)
+  })
+
   test('event ids are unique UUIDs, even where crypto.randomUUID is missing (plain http)', () => {
     const page = load()
     page.window.crypto = { getRandomValues: (b) => globalThis.crypto.getRandomValues(b) }
