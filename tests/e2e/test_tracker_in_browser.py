@@ -55,6 +55,7 @@ def shop(netns: Namespace, front: Nginx) -> Iterator[str]:
     pages: dict[str, str] = {}
     with static_site(netns.host_ip, pages) as port:
         pages["/"] = PAGE.replace("{nginx_port}", str(front.port)).replace("{site_port}", port).replace("{site}", SITE)
+        pages["/cookieless"] = pages["/"].replace('data-site="', 'data-cookieless data-site="')
         pages["/offer"] = "<!doctype html><title>Partner</title><p>Elsewhere."
         yield f"http://shop.test:{port}"
 
@@ -200,3 +201,33 @@ def test_a_click_on_a_link_that_leaves_the_page_is_not_lost(
     clicks = "select payload->>'target' from events where event_type = 'click'"
     wait_until(lambda: len(rows(db, clicks)) >= 1, "the click", timeout_s=20)
     assert rows(db, clicks) == [(f"http://partner.test:{shop.rsplit(':', 1)[1]}/offer?from=shop",)]
+
+
+def test_a_cookieless_visit_is_one_session_by_the_servers_daily_key(
+    browser: WebDriver, shop: str, front: Nginx, db: psycopg.Connection
+) -> None:
+    browser.get(f"{shop}/cookieless")
+    wait_until(lambda: browser.execute_script("return !!(window.sluice && window.sluice.loaded)"), "the tracker")
+    browser.find_element(By.ID, "signup").click()
+    browser.find_element(By.ID, "checkout").click()
+    assert browser.execute_script("return Object.keys(localStorage)") == []  # nothing stored
+    browser.close()
+
+    wait_until(lambda: rows(db, "select count(*) from events")[0][0] >= 5, "the visit's events", timeout_s=20)
+    # No client ids: the visitor is the server's hash of the day's IP hash and the user agent.
+    assert rows(db, "select count(*) from events where visitor_id is not null or session_id is not null") == [(0,)]
+    run_etl_until_caught_up(front)
+    assert records(
+        db,
+        """select is_client_session, pageview_count, event_count, entry_path, exit_path
+           from sessions where site_id = %s""",
+        SITE,
+    ) == [
+        {
+            "is_client_session": False,
+            "pageview_count": 3,
+            "event_count": 5,  # 3 page views, the stub's custom event, the marked link's click
+            "entry_path": "/cookieless",
+            "exit_path": "/checkout",
+        }
+    ]
