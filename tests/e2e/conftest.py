@@ -32,6 +32,10 @@ ADMIN_TOKEN = "e2e-admin-token"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "chromium_prefs(prefs): Chromium preferences for the `browser` fixture")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/e2e/" in str(item.path):
@@ -91,8 +95,11 @@ def person_user_agent() -> str:
 
 
 @pytest.fixture
-def browser(netns: Namespace, chromedriver_url: str, person_user_agent: str, tmp_path: Path) -> Iterator[WebDriver]:
-    """Headless Chromium in the namespace; `*.test` host names all lead to nginx's side of the veth."""
+def browser(
+    request: pytest.FixtureRequest, netns: Namespace, chromedriver_url: str, person_user_agent: str, tmp_path: Path
+) -> Iterator[WebDriver]:
+    """Headless Chromium in the namespace; `*.test` host names all lead to nginx's side of the veth.
+    Chromium preferences come from a `chromium_prefs` mark, e.g. to turn on Do-Not-Track."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in [
@@ -102,6 +109,9 @@ def browser(netns: Namespace, chromedriver_url: str, person_user_agent: str, tmp
         f"--host-resolver-rules=MAP *.test {netns.host_ip}",
     ]:
         options.add_argument(flag)
+    mark = request.node.get_closest_marker("chromium_prefs")
+    if mark:
+        options.add_experimental_option("prefs", mark.args[0])
     driver = webdriver.Remote(command_executor=chromedriver_url, options=options)
     driver.set_page_load_timeout(20)
     try:

@@ -4,6 +4,7 @@ then SQL on the tables analysts query."""
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -231,3 +232,19 @@ def test_a_cookieless_visit_is_one_session_by_the_servers_daily_key(
             "exit_path": "/checkout",
         }
     ]
+
+
+@pytest.mark.chromium_prefs({"enable_do_not_track": True})
+def test_with_do_not_track_nothing_leaves_the_browser(
+    browser: WebDriver, shop: str, front: Nginx, db: psycopg.Connection
+) -> None:
+    browser.get(shop)
+    wait_until(lambda: browser.execute_script("return !!(window.sluice && window.sluice.loaded)"), "the tracker")
+    assert browser.execute_script("return navigator.doNotTrack") == "1"
+    browser.find_element(By.ID, "signup").click()
+    browser.execute_script("sluice.track('purchase', { plan: 'pro' })")
+    assert browser.execute_script("return Object.keys(localStorage)") == []
+    browser.close()
+    time.sleep(1)  # what the page would have sent is long gone by now
+    assert "/collect" not in (front.prefix / "access.log").read_text()  # no request reached nginx
+    assert rows(db, "select count(*) from events") == [(0,)]
