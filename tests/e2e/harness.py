@@ -234,9 +234,10 @@ def render_nginx_conf(
         r"access_log \S+;": f"access_log {prefix / 'access.log'};",
         r"server 127\.0\.0\.1:8000;": f"server {upstream};",
         r"listen 80;": " ".join(f"listen {address};" for address in listen),
+        r"listen \[::\]:80;": "",
         r"root /srv/sluice/tracker;": f"root {tracker_root};",
     }
-    marked = re.compile(r"^(\s*)(.*?)\s*# rendered by tests\s*$")
+    marked = re.compile(r"^(\s*)(.*?)\s*# rendered by tests\b.*$")
     out, seen = [], set()
     for number, line in enumerate(source.read_text().splitlines(), start=1):
         match = marked.match(line)

@@ -48,7 +48,7 @@ def test_rendering_changes_only_the_marked_lines(tmp_path: Path) -> None:
     assert len(rendered) == len(shipped)
     changed = [(a, b) for a, b in zip(shipped, rendered, strict=True) if a != b]
     assert all("# rendered by tests" in a for a, _ in changed)
-    assert len(changed) == 6
+    assert len(changed) == 7
     assert f"        listen 127.0.0.1:{port}; listen 127.0.0.2:{port};" in rendered
     assert "        server 127.0.0.1:9000;" in rendered
     # And it is valid nginx (nginx -t also binds the addresses and opens the log files).
