@@ -16,17 +16,11 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from sluice.settings import Settings
 
-from .harness import (
-    CHROMIUM_FLAGS,
-    Namespace,
-    Nginx,
-    Sluice,
-    chromedriver_in,
-    namespace,
-    nginx,
-    sluice_serve,
-    stop,
-)
+from .chromium import CHROMIUM_FLAGS, chromedriver_in
+from .harness import stop
+from .netns import Namespace, namespace
+from .nginx_conf import Nginx, nginx
+from .sluice_server import Sluice, sluice_serve
 
 ADMIN_TOKEN = "e2e-admin-token"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

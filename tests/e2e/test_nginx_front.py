@@ -13,7 +13,9 @@ import psycopg
 import pytest
 
 from .conftest import ADMIN_TOKEN
-from .harness import NGINX_CONF, REPO, Client, Namespace, Nginx, fetch, free_port, nginx_binary, render_nginx_conf
+from .harness import REPO, Client, fetch, free_port
+from .netns import Namespace
+from .nginx_conf import NGINX_CONF, Nginx, nginx_binary, render_nginx_conf
 
 
 def event(**fields: object) -> dict[str, object]:

@@ -17,7 +17,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from collector.client_ip import ip_hash
 
 from .conftest import ADMIN_TOKEN
-from .harness import Namespace, Nginx, fetch, static_site, wait_until
+from .harness import fetch, static_site, wait_until
+from .netns import Namespace
+from .nginx_conf import Nginx
 
 SITE = "e2e-shop"
 
