@@ -250,7 +250,7 @@ def main() -> int:
     )
     admin = make_conninfo(host=host, port=port, user=user, dbname="postgres")
     url = make_conninfo(host=host, port=port, user=user, dbname=DBNAME)
-    settings = replace(Settings(), database_url=url, etl_schedule="off")
+    settings = replace(Settings.from_env(), database_url=url, etl_schedule="off")
     rng = random.Random(42)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = now - timedelta(days=3)
