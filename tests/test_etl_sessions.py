@@ -149,7 +149,7 @@ def test_referrer_channels_and_utm(db: psycopg.Connection, settings: Settings) -
         "search": {"referrer": "https://www.google.co.uk/search?q=x"},
         "social": {"referrer": "https://t.co/xyz"},
         "referral": {"referrer": "https://blog.example.org/post"},
-        "email": {"url": "https://ex.com/?utm_source=news&utm_medium=email"},
+        "email": {"url": "https://ex.com/?utm_source=n%C3%A9ws+letter&utm_medium=email"},
         "campaign": {"attribution": {"utmParams": {"utm_source": "ads", "utm_campaign": "spring%20sale"}}},
         "internal": {"referrer": "https://ex.com/other"},
     }
@@ -170,7 +170,7 @@ def test_referrer_channels_and_utm(db: psycopg.Connection, settings: Settings) -
         "search": ("search", "google.co.uk", None, None),
         "social": ("social", "t.co", None, None),
         "referral": ("referral", "blog.example.org", None, None),
-        "email": ("email", None, "news", None),
+        "email": ("email", None, "néws letter", None),  # percent-decoded from the URL
         "campaign": ("campaign", None, "ads", "spring%20sale"),  # attribution values are taken as sent
         "internal": ("direct", None, None, None),
     }
