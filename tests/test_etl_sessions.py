@@ -261,3 +261,15 @@ def test_daily_recompute_for_one_date(db: psycopg.Connection, settings: Settings
     assert rows(db, "select site_id, day, pageviews from daily_metrics") == [
         {"site_id": "s1", "day": date(2026, 3, 1), "pageviews": 1}
     ]
+
+
+def test_a_session_straddling_two_runs_keeps_its_key(db: psycopg.Connection, settings: Settings) -> None:
+    insert(db, [event(at_="2026-03-01 10:00", url="https://ex.com/a"), event(at_="2026-03-01 10:10")])
+    pipeline.run(settings)
+    (first,) = rows(db, "select session_key, event_count from sessions")
+    insert(db, [event(at_="2026-03-01 10:20"), event(at_="2026-03-01 10:25", url="https://ex.com/z")])
+    pipeline.run(settings)
+    assert rows(db, "select session_key, event_count, entry_path, exit_path from sessions") == [
+        {"session_key": first["session_key"], "event_count": 4, "entry_path": "/a", "exit_path": "/z"}
+    ]
+    assert rows(db, "select count(distinct session_key) as n from stg_events") == [{"n": 1}]
