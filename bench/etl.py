@@ -1,7 +1,7 @@
 """ETL benchmark: a realistic 1,000,000-event stream, a full rebuild, a 10,000-event incremental run,
 and a hand-written set-based reference over the same data. Prints events/s and the ratio.
 
-    .venv/bin/python bench/etl.py [--events 1000000] [--keep]
+    .venv/bin/python bench/etl.py [--events 1000000] [--visitors 50000] [--days 3] [--keep]
 
 Uses a scratch database `sluice_bench_etl` on PGHOST:PGPORT (default 127.0.0.1:5432), dropped first.
 """
@@ -239,6 +239,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--visitors", type=int, default=50_000)
+    parser.add_argument("--days", type=int, default=3, help="days of history the events spread over")
     parser.add_argument("--incremental", type=int, default=10_000)
     parser.add_argument("--keep", action="store_true", help="reuse the loaded database if present")
     args = parser.parse_args()
@@ -250,10 +251,10 @@ def main() -> int:
     )
     admin = make_conninfo(host=host, port=port, user=user, dbname="postgres")
     url = make_conninfo(host=host, port=port, user=user, dbname=DBNAME)
-    settings = replace(Settings(), database_url=url, etl_schedule="off")
+    settings = replace(Settings.from_env(), database_url=url, etl_schedule="off")
     rng = random.Random(42)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    start = now - timedelta(days=3)
+    start = now - timedelta(days=args.days)
 
     with psycopg.connect(admin, autocommit=True) as conn:
         exists = conn.execute("select 1 from pg_database where datname = %s", (DBNAME,)).fetchone()
@@ -268,7 +269,7 @@ def main() -> int:
         loaded = conn.execute("select count(*) from events").fetchone()[0]  # type: ignore[index]
         if not loaded:
             t0 = time.perf_counter()
-            rows = stream(rng, args.events, start, 3, args.visitors)
+            rows = stream(rng, args.events, start, args.days, args.visitors)
             print(f"generated {len(rows):,} events in {time.perf_counter() - t0:.1f} s", flush=True)
             t0 = time.perf_counter()
             load(conn, rows)

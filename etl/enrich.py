@@ -63,8 +63,8 @@ def enrich_user_agents(conn: psycopg.Connection) -> int:
     rows = conn.execute(
         """
         select b.user_agent
-        from (select distinct on (ua_hash) ua_hash, user_agent from batch_events where ua_hash is not null) as b
-        where not exists (select 1 from user_agents as u where u.ua_hash = b.ua_hash)
+        from batch_user_agents as b
+        where not exists (select 1 from user_agents as u where u.ua_hash = md5(b.user_agent)::uuid)
         """
     ).fetchall()
     if not rows:

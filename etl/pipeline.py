@@ -147,9 +147,13 @@ def run(
 
 
 def _tune(conn: psycopg.Connection, settings: Settings) -> None:
-    """Session settings for this transaction: sorts in memory; no JIT, whose compile time (seconds
-    on these plans) exceeds what it saves."""
-    conn.execute("select set_config('work_mem', %s, true), set_config('jit', 'off', true)", (settings.etl_work_mem,))
+    """Session settings for this transaction: sorts and the scratch (temp) tables in memory; no JIT,
+    whose compile time (seconds on these plans) exceeds what it saves."""
+    conn.execute(
+        """select set_config('work_mem', %(mem)s, true), set_config('temp_buffers', %(mem)s, true),
+                  set_config('jit', 'off', true)""",
+        {"mem": settings.etl_work_mem},
+    )
 
 
 def _current_run(conn: psycopg.Connection) -> str:
@@ -207,7 +211,7 @@ def _run_batch(
         # Loading emptied tables and indexing them afterwards is several times faster than
         # maintaining the indexes row by row.
         with _indexes_deferred(conn, BULK_TABLES):
-            _run_steps(conn, RUN_STEPS, params, result)
+            _run_steps(conn, RUN_STEPS, params, result, Context(rebuild=True))
         # fresh statistics, so the next incremental runs get index plans right away
         for table in BULK_TABLES:
             conn.execute(sql.SQL("analyze {}").format(sql.Identifier(table)))

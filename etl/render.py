@@ -29,6 +29,7 @@ class Context:
     """Everything a template may branch on. Small on purpose: values go in as bound parameters."""
 
     single_day: bool = False  # daily tables for one given date, not for the days a batch touched
+    rebuild: bool = False  # the batch is the whole log, loaded into emptied tables
 
 
 @cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -201,3 +201,23 @@ def test_incremental_runs_equal_a_rebuild(
     incremental = snapshot(db)
     pipeline.run(settings, "rebuild")
     assert snapshot(db) == incremental
+
+
+def test_cleanup_drops_old_raw_partitions_and_old_daily_rows_only(db: psycopg.Connection, settings: Settings) -> None:
+    today = datetime.now(UTC).date()
+    old_day = today - timedelta(days=100)
+    db.execute("select ensure_event_partitions(%s, 1)", (old_day,))
+    long_ago = datetime(old_day.year, old_day.month, old_day.day, 12, tzinfo=UTC)
+    insert(db, [event(at_=long_ago), event(at_=datetime.now(UTC) - timedelta(minutes=5), visitor="v2")])
+    pipeline.run(settings)
+    db.execute("insert into daily_metrics select site_id, day - 1000, 1, 1, 1, 1, 0, 0, 0, 0 from daily_metrics")
+
+    result = pipeline.run(settings, "cleanup")
+    assert result.rows_written["events_partitions"] == 1
+    assert result.rows_written["daily_metrics"] == 2  # the two rows moved 1,000 days back
+    partitions = {r["relname"] for r in rows(db, "select relname from pg_class where relname like 'events_2%'")}
+    assert f"events_{old_day:%Y%m%d}" not in partitions
+    assert f"events_{today:%Y%m%d}" in partitions
+    assert rows(db, "select count(*) as n from events") == [{"n": 1}]
+    assert rows(db, "select count(*) as n from stg_events") == [{"n": 1}]
+    assert rows(db, "select count(*) as n from sessions") == [{"n": 2}]  # never touched by retention

@@ -149,7 +149,7 @@ def test_referrer_channels_and_utm(db: psycopg.Connection, settings: Settings) -
         "search": {"referrer": "https://www.google.co.uk/search?q=x"},
         "social": {"referrer": "https://t.co/xyz"},
         "referral": {"referrer": "https://blog.example.org/post"},
-        "email": {"url": "https://ex.com/?utm_source=news&utm_medium=email"},
+        "email": {"url": "https://ex.com/?utm_source=n%C3%A9ws+letter&utm_medium=email"},
         "campaign": {"attribution": {"utmParams": {"utm_source": "ads", "utm_campaign": "spring%20sale"}}},
         "internal": {"referrer": "https://ex.com/other"},
     }
@@ -170,7 +170,7 @@ def test_referrer_channels_and_utm(db: psycopg.Connection, settings: Settings) -
         "search": ("search", "google.co.uk", None, None),
         "social": ("social", "t.co", None, None),
         "referral": ("referral", "blog.example.org", None, None),
-        "email": ("email", None, "news", None),
+        "email": ("email", None, "néws letter", None),  # percent-decoded from the URL
         "campaign": ("campaign", None, "ads", "spring%20sale"),  # attribution values are taken as sent
         "internal": ("direct", None, None, None),
     }
@@ -261,3 +261,15 @@ def test_daily_recompute_for_one_date(db: psycopg.Connection, settings: Settings
     assert rows(db, "select site_id, day, pageviews from daily_metrics") == [
         {"site_id": "s1", "day": date(2026, 3, 1), "pageviews": 1}
     ]
+
+
+def test_a_session_straddling_two_runs_keeps_its_key(db: psycopg.Connection, settings: Settings) -> None:
+    insert(db, [event(at_="2026-03-01 10:00", url="https://ex.com/a"), event(at_="2026-03-01 10:10")])
+    pipeline.run(settings)
+    (first,) = rows(db, "select session_key, event_count from sessions")
+    insert(db, [event(at_="2026-03-01 10:20"), event(at_="2026-03-01 10:25", url="https://ex.com/z")])
+    pipeline.run(settings)
+    assert rows(db, "select session_key, event_count, entry_path, exit_path from sessions") == [
+        {"session_key": first["session_key"], "event_count": 4, "entry_path": "/a", "exit_path": "/z"}
+    ]
+    assert rows(db, "select count(distinct session_key) as n from stg_events") == [{"n": 1}]

@@ -88,5 +88,3 @@ comment on table stg_events is 'One row per on-time event, typed and enriched, w
 -- Re-reading a cookieless/visitorId visitor's recent history, and a client session's events.
 create index stg_events_visitor_idx on stg_events (site_id, visitor_key, occurred_at) where session_id is null;
 create index stg_events_client_session_idx on stg_events (site_id, session_id) where session_id is not null;
--- Recomputing one site-day of the daily tables.
-create index stg_events_day_idx on stg_events (site_id, session_started_on);

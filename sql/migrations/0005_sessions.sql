@@ -16,8 +16,8 @@ create table sessions (
     duration_s          integer     not null,
     event_count         integer     not null,
     pageview_count      integer     not null,
-    entry_path          text,
-    exit_path           text,
+    entry_path          text,                  -- page of the first event
+    exit_path           text,                  -- page of the last event
     referrer            text,
     referrer_domain     text,
     channel             text        not null,
@@ -28,6 +28,7 @@ create table sessions (
     device_type         text,
     browser             text,
     os                  text,
+    path_pageviews      jsonb       not null,  -- {"/path": pageviews, ...} within the session
     is_bounce           boolean     not null,  -- exactly one event
     is_bot              boolean     not null,
     primary key (site_id, session_key)
