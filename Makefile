@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTHON ?= python3
 
-.PHONY: run test lint check-types pytest tracker-test bench-ingest bench-etl clean
+.PHONY: run test lint check-types pytest tracker tracker-test bench-ingest bench-etl clean
 
 $(STAMP):
 	rm -f $(VENV)/.installed-*
@@ -32,11 +32,23 @@ lint: $(STAMP)
 check-types: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) tracker/dist/sluice.min.js
 	$(BIN)/pytest
 
-tracker-test:
+# The served tracker: tracker/sluice.js minified (nginx falls back to the readable file without it).
+TERSER := npx --yes terser@5.51.2
+tracker/dist/sluice.min.js: tracker/sluice.js
+	mkdir -p tracker/dist
+	$(TERSER) tracker/sluice.js --compress --mangle --ecma 2020 --output $@
+
+tracker: tracker/dist/sluice.min.js
+	@node -e "const z = require('zlib'), b = require('fs').readFileSync('$<'); \
+	console.log('$<: ' + b.length + ' bytes, ' + z.gzipSync(b, {level: 9}).length + ' gzipped')"
+
+# The unit tests run against the source and again against the minified file that is served.
+tracker-test: tracker/dist/sluice.min.js
 	node --test tracker/test/
+	SLUICE_TRACKER=tracker/dist/sluice.min.js node --test tracker/test/
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py
@@ -45,4 +57,4 @@ bench-etl: $(STAMP)
 	$(BIN)/python bench/etl.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tracker/dist

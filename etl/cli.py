@@ -1,10 +1,132 @@
-"""`sluice etl …` subcommands. (Skeleton: filled in by the ETL work.)"""
+"""`sluice etl run|status|rebuild|cleanup|daily|render`: the control endpoints, from a shell.
+
+Exit codes: 0 done, 1 the run failed (recorded in etl_runs), 2 bad arguments, 3 another run holds
+the lock (try --wait).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from dataclasses import replace
+from datetime import date
 from typing import Any
+
+import orjson
+
+from etl import pipeline
+from etl.render import Context, UnknownJob, render
+from sluice.settings import Settings
+
+
+def _print(data: Any) -> None:
+    print(orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2).decode())
+
+
+def _run(settings: Settings, kind: pipeline.Kind, args: argparse.Namespace, **kwargs: Any) -> int:
+    from sluice import embedded_pg
+
+    try:
+        with embedded_pg.database_for(settings) as settings:
+            result = pipeline.run(settings, kind, wait=args.wait, **kwargs)
+    except pipeline.AlreadyRunning as exc:
+        print(f"sluice etl: {exc}; pass --wait to wait for it", file=sys.stderr)
+        return 3
+    except pipeline.RunFailed as exc:
+        print(f"sluice etl: {exc}", file=sys.stderr)
+        return 1
+    _print(result.as_dict())
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    return _run(settings, "incremental", args, batch_size=args.batch_size)
+
+
+def _cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    return _run(settings, "rebuild", args)
+
+
+def _cmd_daily(args: argparse.Namespace, settings: Settings) -> int:
+    return _run(settings, "daily", args, target_date=args.date)
+
+
+def _cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
+    days = args.retention_days or settings.retention_days
+    if days <= settings.lateness_days:
+        print(
+            f"sluice etl: --retention-days {days} must exceed SLUICE_LATENESS_DAYS={settings.lateness_days}",
+            file=sys.stderr,
+        )
+        return 2
+    return _run(replace(settings, retention_days=days), "cleanup", args)
+
+
+def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from etl.status import status
+    from sluice import embedded_pg
+    from sluice.db import connect
+
+    with embedded_pg.database_for(settings) as settings, connect(settings, autocommit=True) as conn:
+        _print(status(conn))
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.job:
+        # in the order a rebuild runs them
+        for step in (pipeline.Step("reset"), *pipeline.RUN_STEPS):
+            print(f"{step.name}  (Python: etl/enrich.py)" if step.python else step.name)
+        return 0
+    try:
+        text = render(args.job, Context(single_day=args.single_day))
+    except UnknownJob as exc:
+        print(f"sluice etl render: {exc}", file=sys.stderr)
+        return 2
+    values = pipeline.parameters(settings)
+    header = "\n".join(f"--   %({name})s = interval '{value}'" for name, value in values.items())
+    print(f"-- sql/etl/{args.job}.sql.j2, rendered. Parameters bound at run time, besides the batch bounds:")
+    print(f"{header}\n")
+    print(text.rstrip("\n"))
+    return 0
+
+
+def _positive(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _date(raw: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a date (YYYY-MM-DD)") from None
 
 
 def add_etl_commands(commands: argparse._SubParsersAction[Any]) -> None:
-    commands.add_parser("etl", help="drive the ETL")
+    etl = commands.add_parser("etl", help="drive the ETL", description=__doc__)
+    sub = etl.add_subparsers(dest="etl_command", required=True)
+
+    def command(name: str, handler: Any, help_text: str, *, runs: bool = True) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+        if runs:
+            parser.add_argument("--wait", action="store_true", help="wait for a run in progress instead of exiting 3")
+        parser.set_defaults(handler=handler)
+        return parser
+
+    run = command("run", _cmd_run, "process the events committed since the last run")
+    run.add_argument("--batch-size", type=_positive, help="at most this many events (whole transactions)")
+    command("rebuild", _cmd_rebuild, "recompute every ETL table from the raw log")
+    daily = command("daily", _cmd_daily, "recompute the daily tables of one UTC day")
+    daily.add_argument("date", type=_date, help="YYYY-MM-DD")
+    cleanup = command("cleanup", _cmd_cleanup, "drop raw partitions past the retention; prune daily tables")
+    cleanup.add_argument("--retention-days", type=_positive, help="raw retention (SLUICE_RETENTION_DAYS, default 90)")
+    command("status", _cmd_status, "unprocessed events, lag, last run, row counts", runs=False)
+    render_cmd = command("render", _cmd_render, "print a job's SQL as it runs (no job: list them)", runs=False)
+    render_cmd.add_argument("job", nargs="?", help="a job name, e.g. sessions")
+    render_cmd.add_argument("--single-day", action="store_true", help="the variant for one target date")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs (Debian packages) and starts what the test suite needs outside Python: a running
-# PostgreSQL server, nginx, Chromium with its driver, and Node.js for the tracker's unit tests.
+# PostgreSQL server, nginx, Chromium with its driver, Node.js for the tracker's unit tests with npx
+# for its minifier, and iproute2 (`ip netns`) for the end-to-end tests' network namespace.
 # Idempotent and quiet when everything is already there; never prompts (CI has no stdin).
 set -euo pipefail
 
@@ -10,6 +11,8 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npx >/dev/null 2>&1 || need+=(npm)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
+from sluice.embedded_pg import EmbeddedPostgresError
 from sluice.settings import ConfigError, Settings
 
 
@@ -80,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"sluice: configuration error: {exc}", file=sys.stderr)
         return 2
+    except EmbeddedPostgresError as exc:
+        print(f"sluice: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,7 @@ class Settings:
     lateness_days: int = 3
     retention_days: int = 90
     daily_retention_days: int = 730
+    etl_work_mem: str = "256MB"  # PostgreSQL work_mem inside ETL runs: sessionization sorts in memory
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,6 +86,9 @@ class Settings:
         schedule = env.get("SLUICE_ETL_SCHEDULE", "60").strip().lower()
         if schedule != "off" and not (schedule.isdigit() and int(schedule) > 0):
             raise ConfigError(f"SLUICE_ETL_SCHEDULE={schedule!r} must be a number of seconds or 'off'")
+        work_mem = env.get("SLUICE_ETL_WORK_MEM", "256MB").strip()
+        if not re.fullmatch(r"\d+(kB|MB|GB)", work_mem):
+            raise ConfigError(f"SLUICE_ETL_WORK_MEM={work_mem!r} must be a size like '64MB' or '1GB'")
         return cls(
             database_url=env.get("DATABASE_URL", ""),
             schema=schema,
@@ -103,4 +108,5 @@ class Settings:
             lateness_days=_int(env, "SLUICE_LATENESS_DAYS", 3, minimum=0),
             retention_days=_int(env, "SLUICE_RETENTION_DAYS", 90, minimum=1),
             daily_retention_days=_int(env, "SLUICE_DAILY_RETENTION_DAYS", 730, minimum=1),
+            etl_work_mem=work_mem,
         )

@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 from collector.routes import PIXEL
 from collector.validate import MAX_EVENTS
+from sluice.migrations import discover
 from sluice.settings import Settings
 
 
@@ -213,7 +214,8 @@ def test_cors_origins_are_configurable(settings: Settings) -> None:
 def test_health_reports_the_database(client: TestClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "connected", "schema_version": "0001"}
+    latest = discover()[-1].version
+    assert response.json() == {"status": "ok", "database": "connected", "schema_version": latest}
 
 
 def test_with_the_database_down_health_and_collect_answer_503(settings: Settings) -> None:

@@ -1,0 +1,29 @@
+# Sluice's serving process: the collector, the ETL control routes and the ETL scheduler.
+#   docker build -t sluice .
+#   docker run --network host -e DATABASE_URL=postgresql://... sluice sluice serve --host 127.0.0.1
+# nginx (nginx.conf) and PostgreSQL run beside it: see "Running with Docker" in the README.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    SLUICE_DATA_DIR=/var/lib/sluice
+
+WORKDIR /app
+# An editable install keeps the package next to sql/, where sluice/settings.py looks for the
+# migrations and the ETL templates (REPO_ROOT/sql, or SLUICE_SQL_DIR).
+COPY pyproject.toml README.md ./
+COPY sluice/ sluice/
+COPY collector/ collector/
+COPY etl/ etl/
+COPY sql/ sql/
+RUN pip install -e . \
+    && useradd --system --uid 10001 --home-dir /var/lib/sluice --create-home sluice
+
+USER sluice
+EXPOSE 8000
+# The image has no PostgreSQL of its own: set DATABASE_URL.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('SLUICE_PORT', '8000'), timeout=4)"
+CMD ["sluice", "serve", "--host", "0.0.0.0"]

@@ -1,0 +1,307 @@
+"""One ETL run: the steps in order, inside one transaction, under one advisory lock.
+
+A run takes the events committed since the previous run (the transaction-id watermark, README
+"Design"), recomputes exactly the sessions and days they touch, replaces those rows, and stores the
+new watermark, all in one transaction: a run killed half-way leaves every table as it was. The
+session-level advisory lock RUN_LOCK makes runs exclusive; `etl_runs` records each one.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from etl.enrich import enrich_user_agents
+from etl.locks import RUN_LOCK
+from etl.render import Context, render, statements
+from sluice.db import connect
+from sluice.settings import Settings
+
+Kind = Literal["incremental", "rebuild", "daily", "cleanup"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """A SQL job (`sql/etl/<name>.sql.j2`) or, when `python` is set, a Python step."""
+
+    name: str
+    python: Callable[[psycopg.Connection], int] | None = None
+
+
+# The whole run, in order. A rebuild runs `reset` first; a daily recompute only the last three.
+RUN_STEPS: tuple[Step, ...] = (
+    Step("batch_events"),  # the batch, typed: the only step that reads JSONB
+    Step("user_agents", python=enrich_user_agents),  # parse unseen User-Agent strings
+    Step("sessionized_events"),  # the batch plus every stored event of the sessions it touches
+    Step("sessions"),
+    Step("stg_events"),
+    Step("clicks"),
+    Step("hourly_click_counts"),
+    Step("affected_days"),
+    Step("daily_metrics"),
+    Step("daily_breakdown"),
+)
+# Emptied by a rebuild, then loaded in bulk.
+BULK_TABLES = ("stg_events", "sessions", "clicks", "hourly_click_counts", "daily_breakdown")
+DAILY_STEPS: tuple[Step, ...] = (Step("affected_days"), Step("daily_metrics"), Step("daily_breakdown"))
+
+_WRITE = re.compile(r"^(?:\s*--[^\n]*\n)*\s*(?:insert\s+into|update)\s+(\w+)", re.IGNORECASE)
+
+
+class AlreadyRunning(RuntimeError):
+    """Another run holds the ETL lock."""
+
+
+class RunFailed(RuntimeError):
+    def __init__(self, run_id: int, message: str) -> None:
+        super().__init__(f"ETL run {run_id} failed: {message}")
+        self.run_id = run_id
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    kind: Kind
+    status: str = "running"
+    watermark_from: str | None = None
+    watermark_to: str | None = None
+    events_processed: int = 0
+    events_too_late: int = 0
+    rows_written: dict[str, int] = field(default_factory=dict)
+    remaining: int = 0  # events committed but left for a later run (batch_size, or not yet below xmin)
+    events_by_type: dict[str, int] = field(default_factory=dict)
+    step_seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def parameters(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """The values every job may bind; runs add the batch bounds or the target date."""
+    return {
+        "session_timeout": timedelta(minutes=settings.session_timeout_min),
+        "lateness": timedelta(days=settings.lateness_days),
+        **extra,
+    }
+
+
+def run(
+    settings: Settings,
+    kind: Kind = "incremental",
+    *,
+    batch_size: int | None = None,
+    target_date: date | None = None,
+    wait: bool = False,
+    on_started: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Runs the ETL once. Raises AlreadyRunning (unless `wait`), or RunFailed after recording it."""
+    with connect(settings, autocommit=True, application_name=f"sluice-etl-{kind}") as conn:
+        if wait:
+            conn.execute("select pg_advisory_lock(%s)", (RUN_LOCK,))
+        else:
+            got = conn.execute("select pg_try_advisory_lock(%s)", (RUN_LOCK,)).fetchone()
+            if not (got and got[0]):
+                raise AlreadyRunning(f"an ETL run is already in progress{_current_run(conn)}")
+        try:
+            result = RunResult(_start(conn, kind), kind)
+            if on_started:
+                on_started(result.run_id)
+            try:
+                with conn.transaction():
+                    _tune(conn, settings)
+                    if kind in ("incremental", "rebuild"):
+                        _run_batch(conn, settings, result, rebuild=kind == "rebuild", batch_size=batch_size)
+                    elif kind == "daily":
+                        if target_date is None:
+                            raise ValueError("a daily recompute needs a target_date")
+                        _run_steps(
+                            conn,
+                            DAILY_STEPS,
+                            parameters(settings, target_date=target_date),
+                            result,
+                            Context(single_day=True),
+                        )
+                    else:
+                        from etl.cleanup import cleanup
+
+                        result.rows_written = cleanup(conn, settings)
+            except Exception as exc:
+                # A dead connection cannot record anything; the next run marks this one abandoned.
+                if not conn.broken:
+                    _finish(conn, result, "failed", error=f"{type(exc).__name__}: {exc}")
+                raise RunFailed(result.run_id, str(exc)) from exc
+            _finish(conn, result, "succeeded")
+            return result
+        finally:
+            if not conn.broken:
+                conn.execute("select pg_advisory_unlock(%s)", (RUN_LOCK,))
+
+
+def _tune(conn: psycopg.Connection, settings: Settings) -> None:
+    """Session settings for this transaction: sorts and the scratch (temp) tables in memory; no JIT,
+    whose compile time (seconds on these plans) exceeds what it saves."""
+    conn.execute(
+        """select set_config('work_mem', %(mem)s, true), set_config('temp_buffers', %(mem)s, true),
+                  set_config('jit', 'off', true)""",
+        {"mem": settings.etl_work_mem},
+    )
+
+
+def _current_run(conn: psycopg.Connection) -> str:
+    row = conn.execute(
+        "select run_id, kind from etl_runs where status = 'running' order by run_id desc limit 1"
+    ).fetchone()
+    return f" (run {row[0]}, {row[1]})" if row else ""
+
+
+def _start(conn: psycopg.Connection, kind: Kind) -> int:
+    # We hold the lock, so a run still marked running died with its process (its work rolled back).
+    conn.execute(
+        """update etl_runs set status = 'abandoned', finished_at = clock_timestamp(),
+                  error = 'the process running it ended before it finished; nothing it did was kept'
+           where status = 'running'"""
+    )
+    row = conn.execute("insert into etl_runs (kind) values (%s) returning run_id", (kind,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _finish(conn: psycopg.Connection, result: RunResult, status: str, error: str | None = None) -> None:
+    result.status = status
+    conn.execute(
+        """update etl_runs set status = %s, finished_at = clock_timestamp(), watermark_from = %s::xid8,
+                  watermark_to = %s::xid8, events_processed = %s, events_too_late = %s, rows_written = %s,
+                  error = %s
+           where run_id = %s""",
+        (
+            status,
+            result.watermark_from,
+            result.watermark_to,
+            result.events_processed,
+            result.events_too_late,
+            Jsonb(result.rows_written),
+            error,
+            result.run_id,
+        ),
+    )
+
+
+def _run_batch(
+    conn: psycopg.Connection, settings: Settings, result: RunResult, *, rebuild: bool, batch_size: int | None
+) -> None:
+    # First thing in the transaction: every transaction below xmin has finished, so the events with
+    # txid < xmin are all visible now and no later commit can add one below it.
+    xmin = _scalar(conn, "select pg_snapshot_xmin(pg_current_snapshot())::text")
+    if rebuild:
+        _run_steps(conn, (Step("reset"),), {}, result)
+    low = _scalar(conn, "select watermark::text from etl_state")
+    high = _upper_bound(conn, low, xmin, batch_size)
+    result.watermark_from, result.watermark_to = low, high
+    params = parameters(settings, watermark_from=low, watermark_to=high)
+    if rebuild:
+        # Loading emptied tables and indexing them afterwards is several times faster than
+        # maintaining the indexes row by row.
+        with _indexes_deferred(conn, BULK_TABLES):
+            _run_steps(conn, RUN_STEPS, params, result, Context(rebuild=True))
+        # fresh statistics, so the next incremental runs get index plans right away
+        for table in BULK_TABLES:
+            conn.execute(sql.SQL("analyze {}").format(sql.Identifier(table)))
+    else:
+        _run_steps(conn, RUN_STEPS, params, result)
+
+    by_type = conn.execute("select event_type, count(*) from batch_events group by event_type").fetchall()
+    result.events_by_type = {str(kind): int(n) for kind, n in by_type}
+    result.events_processed = sum(result.events_by_type.values())
+    in_range = _scalar(conn, "select count(*) from events where txid >= %s::xid8 and txid < %s::xid8", (low, high))
+    result.events_too_late = int(in_range) - result.events_processed
+    result.remaining = int(_scalar(conn, "select count(*) from events where txid >= %s::xid8", (high,)))
+    conn.execute("update etl_state set watermark = %s::xid8", (high,))
+
+
+@contextmanager
+def _indexes_deferred(conn: psycopg.Connection, tables: tuple[str, ...]) -> Iterator[None]:
+    """Drops the tables' indexes and key constraints, and recreates them exactly on exit."""
+    constraints = conn.execute(
+        """select c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
+           from pg_constraint as c
+           where c.conrelid = any(%s::regclass[]) and c.contype in ('p', 'u')""",
+        (list(tables),),
+    ).fetchall()
+    indexes = conn.execute(
+        """select i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+           from pg_index as i
+           where i.indrelid = any(%s::regclass[])
+             and not exists (select 1 from pg_constraint as c where c.conindid = i.indexrelid)""",
+        (list(tables),),
+    ).fetchall()
+    for table, name, _ in constraints:
+        conn.execute(sql.SQL("alter table {} drop constraint {}").format(sql.Identifier(table), sql.Identifier(name)))
+    for name, _ in indexes:
+        conn.execute(sql.SQL("drop index {}").format(sql.Identifier(name)))
+    yield
+    for table, name, definition in constraints:
+        conn.execute(
+            sql.SQL("alter table {} add constraint {} {}").format(
+                sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)
+            )
+        )
+    for _, definition in indexes:
+        conn.execute(sql.SQL(definition))
+
+
+def _upper_bound(conn: psycopg.Connection, low: str, xmin: str, batch_size: int | None) -> str:
+    """xmin, or a lower txid so the batch holds at most `batch_size` events (whole transactions)."""
+    if batch_size is None:
+        return xmin
+    row = conn.execute(
+        "select txid::text from events where txid >= %s::xid8 and txid < %s::xid8 order by txid offset %s limit 1",
+        (low, xmin, batch_size),
+    ).fetchone()
+    if row is None:
+        return xmin
+    if row[0] != low:
+        return str(row[0])
+    # One inserting transaction alone holds more than batch_size events: take it whole.
+    after = conn.execute(
+        "select min(txid)::text from events where txid > %s::xid8 and txid < %s::xid8", (low, xmin)
+    ).fetchone()
+    return str(after[0]) if after and after[0] is not None else xmin
+
+
+def _run_steps(
+    conn: psycopg.Connection,
+    steps: tuple[Step, ...],
+    params: dict[str, Any],
+    result: RunResult,
+    context: Context | None = None,
+) -> None:
+    for step in steps:
+        started = time.perf_counter()
+        if step.python is not None:
+            _count(result, step.name, step.python(conn))
+        else:
+            for statement in statements(render(step.name, context)):
+                cursor = conn.execute(statement, params)
+                match = _WRITE.match(statement)
+                if match and cursor.rowcount >= 0:
+                    _count(result, match.group(1), cursor.rowcount)
+        result.step_seconds[step.name] = round(time.perf_counter() - started, 3)
+
+
+def _count(result: RunResult, table: str, rows: int) -> None:
+    result.rows_written[table] = result.rows_written.get(table, 0) + rows
+
+
+def _scalar(conn: psycopg.Connection, query: str, params: tuple[Any, ...] = ()) -> Any:
+    row = conn.execute(query, params or None).fetchone()
+    assert row is not None
+    return row[0]

@@ -1,0 +1,66 @@
+"""Read-only questions operators ask: how far behind is the ETL, what did the last runs do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+# Every table the ETL writes, in the order a reader meets them.
+TABLES = (
+    "stg_events",
+    "sessions",
+    "daily_metrics",
+    "daily_breakdown",
+    "clicks",
+    "hourly_click_counts",
+    "user_agents",
+    "etl_runs",
+)
+
+
+def _rows(conn: psycopg.Connection, query: str, params: Any = None) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cursor:
+        return cursor.execute(query, params).fetchall()
+
+
+def runs(conn: psycopg.Connection, limit: int = 20) -> list[dict[str, Any]]:
+    return _rows(
+        conn,
+        """select run_id, kind, status, started_at, finished_at,
+                  extract(epoch from finished_at - started_at)::float8 as duration_s,
+                  watermark_from::text, watermark_to::text, events_processed, events_too_late, rows_written, error
+           from etl_runs order by run_id desc limit %s""",
+        (limit,),
+    )
+
+
+def recent_sessions(conn: psycopg.Connection, limit: int = 20) -> list[dict[str, Any]]:
+    return _rows(conn, "select * from sessions order by started_at desc, session_key limit %s", (limit,))
+
+
+def status(conn: psycopg.Connection) -> dict[str, Any]:
+    watermark = _rows(conn, "select watermark::text as watermark from etl_state")[0]["watermark"]
+    unprocessed = _rows(
+        conn,
+        """select event_type, count(*) as events, min(received_at) as oldest_received_at
+           from events where txid >= %s::xid8 group by event_type order by event_type""",
+        (watermark,),
+    )
+    lag = _rows(
+        conn,
+        """select extract(epoch from clock_timestamp() - min(received_at))::float8 as lag_s
+           from events where txid >= %s::xid8""",
+        (watermark,),
+    )[0]["lag_s"]
+    counts = {table: _rows(conn, f"select count(*) as n from {table}")[0]["n"] for table in TABLES}
+    last = runs(conn, 1)
+    return {
+        "watermark": watermark,
+        "unprocessed_events": {row["event_type"]: row["events"] for row in unprocessed},
+        "unprocessed_total": sum(row["events"] for row in unprocessed),
+        "oldest_unprocessed_lag_s": lag,
+        "last_run": last[0] if last else None,
+        "row_counts": counts,
+    }

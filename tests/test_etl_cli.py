@@ -1,0 +1,65 @@
+"""`sluice etl …`: the same operations from a shell, with exit codes a script can test."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+from eventlog import event, insert
+
+from etl.locks import RUN_LOCK
+from sluice.cli import main
+from sluice.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def environment(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("SLUICE_SCHEMA", settings.schema)
+
+
+def test_run_then_status(db: psycopg.Connection, capsys: pytest.CaptureFixture[str]) -> None:
+    insert(db, [event(at_="2026-03-01 10:00")])
+    assert main(["etl", "run", "--batch-size", "10"]) == 0
+    assert json.loads(capsys.readouterr().out)["events_processed"] == 1
+    assert main(["etl", "status"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["unprocessed_total"], status["row_counts"]["sessions"]) == (0, 1)
+
+
+def test_rebuild_daily_and_cleanup(db: psycopg.Connection, capsys: pytest.CaptureFixture[str]) -> None:
+    insert(db, [event(at_="2026-03-01 10:00")])
+    assert main(["etl", "rebuild"]) == 0
+    assert json.loads(capsys.readouterr().out)["kind"] == "rebuild"
+    assert main(["etl", "daily", "2026-03-01"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows_written"]["daily_metrics"] == 1
+    assert main(["etl", "cleanup", "--retention-days", "30"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "succeeded"
+
+
+def test_a_run_in_progress_exits_3(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    with psycopg.connect(settings.database_url, autocommit=True) as holder:
+        holder.execute("select pg_advisory_lock(%s)", (RUN_LOCK,))
+        assert main(["etl", "run"]) == 3
+    assert "already in progress" in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["etl", "run", "--batch-size", "0"])
+    assert exit_info.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+    assert main(["etl", "cleanup", "--retention-days", "2"]) == 2
+    assert "must exceed SLUICE_LATENESS_DAYS=3" in capsys.readouterr().err
+
+
+def test_render_prints_the_sql_that_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["etl", "render"]) == 0
+    assert capsys.readouterr().out.split()[:3] == ["reset", "batch_events", "user_agents"]
+    assert main(["etl", "render", "sessions"]) == 0
+    out = capsys.readouterr().out
+    assert "-- sessions: one row per session" in out
+    assert "insert into sessions" in out
+    assert main(["etl", "render", "nope"]) == 2
+    assert "no ETL job 'nope'" in capsys.readouterr().err

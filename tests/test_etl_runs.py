@@ -1,0 +1,223 @@
+"""Runs as a whole: idempotence, exclusivity, late commits, killed runs, incremental == rebuild."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from eventlog import at, event, insert, rows, settle
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from etl import pipeline
+from etl.locks import RUN_LOCK
+from sluice.settings import Settings
+
+DERIVED = {
+    "stg_events": "event_id",
+    "sessions": "site_id, session_key",
+    "daily_metrics": "site_id, day",
+    "daily_breakdown": "site_id, dimension, day, value",
+    "clicks": "event_id",
+    "hourly_click_counts": "site_id, hour, target_url, short_code",
+    "user_agents": "ua_hash",
+}
+
+
+def snapshot(db: psycopg.Connection) -> dict[str, list[dict[str, Any]]]:
+    return {table: rows(db, f"select * from {table} order by {key}") for table, key in DERIVED.items()}
+
+
+def test_running_twice_adds_nothing(db: psycopg.Connection, settings: Settings) -> None:
+    insert(db, [event(at_="2026-03-01 10:00"), event("click", at_="2026-03-01 10:01", target="https://x.org/")])
+    first = pipeline.run(settings)
+    before = snapshot(db)
+    second = pipeline.run(settings)
+    assert (first.events_processed, second.events_processed) == (2, 0)
+    assert snapshot(db) == before
+    assert [r["status"] for r in rows(db, "select status from etl_runs order by run_id")] == ["succeeded"] * 2
+
+
+def test_a_second_run_reports_already_running_or_waits(db: psycopg.Connection, settings: Settings) -> None:
+    insert(db, [event(at_="2026-03-01 10:00")])
+    with psycopg.connect(settings.database_url, autocommit=True) as holder:
+        holder.execute("select pg_advisory_lock(%s)", (RUN_LOCK,))  # as a run in progress does
+        with pytest.raises(pipeline.AlreadyRunning, match="already in progress"):
+            pipeline.run(settings)
+        results: list[pipeline.RunResult] = []
+        waiter = threading.Thread(target=lambda: results.append(pipeline.run(settings, wait=True)))
+        waiter.start()
+        time.sleep(0.3)
+        assert results == []  # still waiting for the lock
+        holder.execute("select pg_advisory_unlock(%s)", (RUN_LOCK,))
+        waiter.join(10)
+    assert results[0].events_processed == 1
+
+
+def test_concurrent_runs_never_process_an_event_twice(db: psycopg.Connection, settings: Settings) -> None:
+    insert(db, [event(at_=at("2026-03-01 10:00") + timedelta(minutes=i), visitor=f"v{i % 7}") for i in range(200)])
+    results: list[pipeline.RunResult] = []
+    threads = [threading.Thread(target=lambda: results.append(pipeline.run(settings, wait=True))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(r.events_processed for r in results) == [0, 0, 200]
+    assert rows(db, "select sum(event_count) as n from sessions") == [{"n": 200}]
+
+
+def test_an_insert_that_commits_late_is_not_skipped(db: psycopg.Connection, settings: Settings) -> None:
+    with psycopg.connect(settings.database_url, autocommit=True) as slow:
+        slow.execute("set search_path = sluice")
+        with slow.transaction():
+            early = event(at_="2026-03-01 10:00", visitor="early")
+            slow.execute(
+                """insert into events (event_id, site_id, event_type, occurred_at, received_at, visitor_id, payload)
+                   values (%s, 's1', 'pageview', %s, %s, 'early', '{}')""",
+                (early["event_id"], early["occurred_at"], early["received_at"]),
+            )
+            # a later transaction commits first
+            db.execute(
+                """insert into events (event_id, site_id, event_type, occurred_at, received_at, visitor_id, payload)
+                   values (gen_random_uuid(), 's1', 'pageview', %s, %s, 'later', '{}')""",
+                (early["occurred_at"], early["received_at"]),
+            )
+            result = pipeline.run(settings)
+            assert (result.events_processed, result.remaining) == (0, 1)  # held back until `slow` ends
+    settle(db)
+    result = pipeline.run(settings)
+    assert result.events_processed == 2
+    assert [r["visitor_key"] for r in rows(db, "select visitor_key from sessions order by 1")] == ["early", "later"]
+
+
+def test_a_killed_run_leaves_the_tables_as_they_were(db: psycopg.Connection, settings: Settings) -> None:
+    insert(db, [event(at_="2026-03-01 10:00")])
+    pipeline.run(settings)
+    insert(db, [event(at_="2026-03-01 10:05"), event("click", at_="2026-03-01 10:06", target="https://x.org/")])
+    before = snapshot(db)
+    watermark = rows(db, "select watermark::text from etl_state")
+
+    errors: list[BaseException] = []
+    with psycopg.connect(settings.database_url, autocommit=True) as blocker:
+        blocker.execute("begin")
+        blocker.execute("lock table sluice.clicks in access exclusive mode")  # the run stops at its clicks step
+
+        def run() -> None:
+            try:
+                pipeline.run(settings)
+            except BaseException as exc:
+                errors.append(exc)
+
+        runner = threading.Thread(target=run)
+        runner.start()
+        pid = None
+        for _ in range(200):
+            found = db.execute(
+                """select pid from pg_stat_activity
+                   where application_name = 'sluice-etl-incremental' and wait_event_type = 'Lock'"""
+            ).fetchone()
+            if found:
+                pid = found[0]
+                break
+            time.sleep(0.05)
+        assert pid is not None, "the run never reached the blocked step"
+        db.execute("select pg_terminate_backend(%s)", (pid,))  # what PostgreSQL sees when a process dies
+        runner.join(10)
+        blocker.execute("rollback")
+
+    assert len(errors) == 1
+    assert isinstance(errors[0], pipeline.RunFailed)
+    assert snapshot(db) == before
+    assert rows(db, "select watermark::text from etl_state") == watermark
+    assert rows(db, "select status from etl_runs order by run_id") == [{"status": "succeeded"}, {"status": "running"}]
+
+    assert pipeline.run(settings).events_processed == 2
+    statuses = [r["status"] for r in rows(db, "select status from etl_runs order by run_id")]
+    assert statuses == ["succeeded", "abandoned", "succeeded"]
+
+
+def test_batch_size_takes_whole_transactions(db: psycopg.Connection, settings: Settings) -> None:
+    for minute in range(3):
+        insert(db, [event(at_=at("2026-03-01 10:00") + timedelta(minutes=minute, seconds=s)) for s in range(2)])
+    first = pipeline.run(settings, batch_size=3)
+    assert (first.events_processed, first.remaining) == (2, 4)  # a third event would split a transaction
+    tiny = pipeline.run(settings, batch_size=1)
+    assert (tiny.events_processed, tiny.remaining) == (2, 2)  # one transaction bigger than the batch: whole
+    assert pipeline.run(settings).events_processed == 2
+
+
+# --- incremental == rebuild, on random streams split at random points ---------------------------
+
+_event = st.fixed_dictionaries(
+    {
+        # mostly close together (sessions to merge and split), sometimes days apart
+        "minute": st.one_of(st.integers(0, 150), st.integers(0, 3 * 24 * 60)),
+        "who": st.sampled_from(["v1", "v1", "anon-a", "anon-b", "bot"]),
+        "session": st.sampled_from([None, None, None, "sA", "sB"]),
+        "kind": st.sampled_from(["pageview", "pageview", "click", "custom"]),
+        "path": st.sampled_from(["/", "/a", "/b"]),
+        "delay_min": st.sampled_from([0, 0, 0, 0, 5, 90, 24 * 60, 5 * 24 * 60]),  # some late, one too late
+        "referrer": st.sampled_from([None, "https://www.google.com/", "https://ex.com/a"]),
+    }
+)
+
+
+def _stored(e: dict[str, Any], i: int) -> dict[str, Any]:
+    occurred = at("2026-03-01 00:00") + timedelta(minutes=e["minute"], seconds=i % 60)
+    anon = e["who"].startswith("anon")
+    return event(
+        e["kind"],
+        at_=occurred,
+        received=occurred + timedelta(minutes=e["delay_min"], seconds=1),
+        visitor=None if anon else e["who"],
+        session=e["session"],
+        ip_hash=e["who"],
+        user_agent="Googlebot/2.1" if e["who"] == "bot" else None if e["who"] == "anon-b" else "Firefox/1",
+        url="https://ex.com" + e["path"],
+        referrer=e["referrer"],
+        target="https://out.org/" if e["kind"] == "click" else None,
+    )
+
+
+@hypothesis_settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stream=st.lists(_event, min_size=4, max_size=30), cuts=st.lists(st.floats(0, 1), min_size=1, max_size=4))
+def test_incremental_runs_equal_a_rebuild(
+    db: psycopg.Connection, settings: Settings, stream: list[dict[str, Any]], cuts: list[float]
+) -> None:
+    db.execute("truncate events")
+    pipeline.run(settings, "rebuild")  # empty tables for this example
+    events = sorted((_stored(e, i) for i, e in enumerate(stream)), key=lambda e: e["received_at"])
+    bounds = [0, *sorted(int(c * len(events)) for c in cuts), len(events)]
+    for lo, hi in itertools.pairwise(bounds):
+        if hi > lo:
+            insert(db, events[lo:hi])
+        pipeline.run(settings)
+    incremental = snapshot(db)
+    pipeline.run(settings, "rebuild")
+    assert snapshot(db) == incremental
+
+
+def test_cleanup_drops_old_raw_partitions_and_old_daily_rows_only(db: psycopg.Connection, settings: Settings) -> None:
+    today = datetime.now(UTC).date()
+    old_day = today - timedelta(days=100)
+    db.execute("select ensure_event_partitions(%s, 1)", (old_day,))
+    long_ago = datetime(old_day.year, old_day.month, old_day.day, 12, tzinfo=UTC)
+    insert(db, [event(at_=long_ago), event(at_=datetime.now(UTC) - timedelta(minutes=5), visitor="v2")])
+    pipeline.run(settings)
+    db.execute("insert into daily_metrics select site_id, day - 1000, 1, 1, 1, 1, 0, 0, 0, 0 from daily_metrics")
+
+    result = pipeline.run(settings, "cleanup")
+    assert result.rows_written["events_partitions"] == 1
+    assert result.rows_written["daily_metrics"] == 2  # the two rows moved 1,000 days back
+    partitions = {r["relname"] for r in rows(db, "select relname from pg_class where relname like 'events_2%'")}
+    assert f"events_{old_day:%Y%m%d}" not in partitions
+    assert f"events_{today:%Y%m%d}" in partitions
+    assert rows(db, "select count(*) as n from events") == [{"n": 1}]
+    assert rows(db, "select count(*) as n from stg_events") == [{"n": 1}]
+    assert rows(db, "select count(*) as n from sessions") == [{"n": 2}]  # never touched by retention

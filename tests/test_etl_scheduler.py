@@ -1,0 +1,63 @@
+"""The schedule in one list, and one leader among serving processes with takeover in seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+
+import psycopg
+import pytest
+from eventlog import event, insert
+
+from etl.scheduler import Scheduler, schedule
+from sluice.settings import Settings
+
+
+def test_the_schedule_is_one_list_and_off_means_empty(settings: Settings) -> None:
+    assert [(job.name, job.every_s) for job in schedule(replace(settings, etl_schedule="60"))] == [
+        ("etl", 60),
+        ("retention", 6 * 3600),
+    ]
+    assert schedule(replace(settings, etl_schedule="off")) == []
+
+
+def test_one_leader_runs_the_etl_and_another_takes_over(settings: Settings, db: psycopg.Connection) -> None:
+    insert(db, [event(at_="2026-03-01 10:00")])
+    on = replace(settings, etl_schedule="1")
+
+    async def scenario() -> None:
+        first, second = Scheduler(on), Scheduler(on)
+        first.start()
+        second.start()
+        try:
+            await _until(lambda: first.is_leader or second.is_leader)
+            leader, follower = (first, second) if first.is_leader else (second, first)
+            assert not follower.is_leader
+            await _until(lambda: _processed(db) == 1)  # the leader's etl job ran
+
+            await leader.stop()  # the leader process goes away: its connection and lock with it
+            started = time.monotonic()
+            await _until(lambda: follower.is_leader)
+            assert time.monotonic() - started < 5
+            assert follower.status()["leader"] is True
+            assert [job["name"] for job in follower.status()["jobs"]] == ["etl", "retention"]
+        finally:
+            await first.stop()
+            await second.stop()
+
+    asyncio.run(scenario())
+
+
+def _processed(db: psycopg.Connection) -> int:
+    row = db.execute("select coalesce(sum(events_processed), 0) from etl_runs where kind = 'incremental'").fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _until(condition: object, timeout_s: float = 10) -> None:
+    assert callable(condition)
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not met in time")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from sluice.cli import main
+from sluice.settings import ConfigError, Settings
+
+
+def test_defaults_when_nothing_is_set() -> None:
+    settings = Settings.from_env({})
+    assert settings.database_url == ""
+    assert settings.schema == "sluice"
+    assert settings.etl_schedule == "60"
+    assert ipaddress.ip_address("127.0.0.1") in settings.trusted_proxies[0]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SLUICE_PORT": "eighty"}, "SLUICE_PORT='eighty' is not an integer"),
+        ({"SLUICE_WORKERS": "0"}, "SLUICE_WORKERS='0' must be at least 1"),
+        ({"SLUICE_SCHEMA": "Robert'); drop"}, "SLUICE_SCHEMA="),
+        ({"SLUICE_ETL_SCHEDULE": "sometimes"}, "SLUICE_ETL_SCHEDULE='sometimes'"),
+        ({"SLUICE_TRUSTED_PROXIES": "10.0.0.0/8,nginx"}, "'nginx' is not an IP address"),
+    ],
+)
+def test_bad_values_are_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Settings.from_env(env)
+
+
+def test_cli_reports_configuration_errors_with_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SLUICE_PORT", "eighty")
+    assert main(["migrate"]) == 2
+    assert "SLUICE_PORT='eighty' is not an integer" in capsys.readouterr().err
