@@ -147,11 +147,11 @@ def run(
 
 
 def _tune(conn: psycopg.Connection, settings: Settings) -> None:
-    """Session settings for this transaction: sorts and the scratch (temp) tables in memory; no JIT,
-    whose compile time (seconds on these plans) exceeds what it saves."""
+    """Session settings for this transaction: sorts, the scratch (temp) tables and a rebuild's index
+    builds in memory; no JIT, whose compile time (seconds on these plans) exceeds what it saves."""
     conn.execute(
         """select set_config('work_mem', %(mem)s, true), set_config('temp_buffers', %(mem)s, true),
-                  set_config('jit', 'off', true)""",
+                  set_config('maintenance_work_mem', %(mem)s, true), set_config('jit', 'off', true)""",
         {"mem": settings.etl_work_mem},
     )
 
