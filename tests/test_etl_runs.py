@@ -203,6 +203,25 @@ def test_incremental_runs_equal_a_rebuild(
     assert snapshot(db) == incremental
 
 
+def test_a_duplicate_event_id_in_the_log_counts_once_and_later_runs_go_on(
+    db: psycopg.Connection, settings: Settings
+) -> None:
+    first = event(at_="2026-03-01 10:00", url="https://ex.com/first")
+    same_batch_copy = event(at_="2026-03-01 10:00", received="2026-03-01 10:00:05", url="https://ex.com/copy")
+    insert(db, [first, {**same_batch_copy, "event_id": first["event_id"]}])
+    assert pipeline.run(settings).events_processed == 1
+    later_copy = event(at_="2026-03-01 10:00", received="2026-03-01 10:02", url="https://ex.com/later")
+    insert(db, [{**later_copy, "event_id": first["event_id"]}, event(at_="2026-03-01 10:01", url="https://ex.com/b")])
+    assert pipeline.run(settings).events_processed == 1  # the new event; the copy is left out
+    insert(db, [event(at_="2026-03-01 10:03", url="https://ex.com/c")])
+    assert pipeline.run(settings).status == "succeeded"
+    assert rows(db, "select path from stg_events where event_id = %s", (first["event_id"],)) == [{"path": "/first"}]
+    assert rows(db, "select sum(event_count) as n from sessions") == [{"n": 3}]
+    incremental = snapshot(db)
+    pipeline.run(settings, "rebuild")
+    assert snapshot(db) == incremental
+
+
 def test_cleanup_drops_old_raw_partitions_and_old_daily_rows_only(db: psycopg.Connection, settings: Settings) -> None:
     today = datetime.now(UTC).date()
     old_day = today - timedelta(days=100)
