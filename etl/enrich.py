@@ -64,7 +64,7 @@ def enrich_user_agents(conn: psycopg.Connection) -> int:
         """
         select b.user_agent
         from batch_user_agents as b
-        where not exists (select 1 from user_agents as u where u.ua_hash = md5(b.user_agent)::uuid)
+        where not exists (select 1 from user_agents as u where u.ua_hash = b.ua_hash)
         """
     ).fetchall()
     if not rows:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -201,6 +201,38 @@ def test_incremental_runs_equal_a_rebuild(
     incremental = snapshot(db)
     pipeline.run(settings, "rebuild")
     assert snapshot(db) == incremental
+
+
+def test_a_duplicate_event_id_in_the_log_counts_once_and_later_runs_go_on(
+    db: psycopg.Connection, settings: Settings
+) -> None:
+    first = event(at_="2026-03-01 10:00", url="https://ex.com/first")
+    same_batch_copy = event(at_="2026-03-01 10:00", received="2026-03-01 10:00:05", url="https://ex.com/copy")
+    insert(db, [first, {**same_batch_copy, "event_id": first["event_id"]}])
+    assert pipeline.run(settings).events_processed == 1
+    later_copy = event(at_="2026-03-01 10:00", received="2026-03-01 10:02", url="https://ex.com/later")
+    insert(db, [{**later_copy, "event_id": first["event_id"]}, event(at_="2026-03-01 10:01", url="https://ex.com/b")])
+    assert pipeline.run(settings).events_processed == 1  # the new event; the copy is left out
+    insert(db, [event(at_="2026-03-01 10:03", url="https://ex.com/c")])
+    assert pipeline.run(settings).status == "succeeded"
+    assert rows(db, "select path from stg_events where event_id = %s", (first["event_id"],)) == [{"path": "/first"}]
+    assert rows(db, "select sum(event_count) as n from sessions") == [{"n": 3}]
+    incremental = snapshot(db)
+    pipeline.run(settings, "rebuild")
+    assert snapshot(db) == incremental
+
+
+def test_a_touched_day_without_breakdown_rows_is_recounted_whole(db: psycopg.Connection, settings: Settings) -> None:
+    insert(db, [event(at_="2026-03-01 10:00", url="https://ex.com/a"), event(at_="2026-03-01 11:00", visitor="v2")])
+    pipeline.run(settings)
+    db.execute("delete from daily_breakdown")  # as retention does with a short SLUICE_DAILY_RETENTION_DAYS
+    insert(db, [event(at_="2026-03-01 12:00", visitor="v3", url="https://ex.com/c")])
+    pipeline.run(settings)
+    query = "select * from daily_breakdown order by site_id, dimension, day, value"
+    after_run = rows(db, query)
+    assert [(r["value"], r["sessions"]) for r in after_run if r["dimension"] == "channel"] == [("direct", 3)]
+    pipeline.run(settings, "daily", target_date=date(2026, 3, 1))
+    assert rows(db, query) == after_run
 
 
 def test_cleanup_drops_old_raw_partitions_and_old_daily_rows_only(db: psycopg.Connection, settings: Settings) -> None:
