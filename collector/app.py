@@ -13,6 +13,7 @@ from collector import routes as handlers
 from collector.client_ip import Countries, DailySalts, Origins
 from collector.cors import CollectCORS
 from collector.writer import GroupCommitWriter
+from sluice.http import operators_only
 from sluice.settings import Settings
 
 
@@ -24,8 +25,9 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/collect", handlers.collect_get, methods=["GET"], middleware=[cors]),
         Route("/collect", handlers.collect_options, methods=["OPTIONS"], middleware=[cors]),
         Route("/health", handlers.health),
-        Route("/events/count", handlers.events_count),
-        Route("/events/recent", handlers.events_recent),
+        # The log's contents are for operators only (`SLUICE_ADMIN_TOKEN`), like the ETL's controls.
+        Route("/events/count", operators_only(settings, handlers.events_count)),
+        Route("/events/recent", operators_only(settings, handlers.events_recent)),
     ]
 
 

@@ -25,6 +25,7 @@ from collector.client_ip import Origins
 from collector.rejections import Rejection
 from collector.validate import Batch, parse_body, parse_sent_at, to_event
 from collector.writer import GroupCommitWriter, Row, WriteFailed
+from sluice.http import JSONResponse
 from sluice.settings import Settings
 
 log = logging.getLogger("sluice.collector")
@@ -48,13 +49,6 @@ class Collector:
     @property
     def max_future(self) -> timedelta:
         return timedelta(seconds=self.settings.max_future_skew_s)
-
-
-class JSONResponse(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
 
 
 def _rejected(rejection: Rejection) -> Response:

@@ -8,18 +8,15 @@ get 422; a run already in progress, 409.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from functools import partial, wraps
 from typing import Any
 
 import anyio.to_thread
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -27,55 +24,33 @@ from starlette.routing import BaseRoute, Route
 from etl import pipeline, status
 from etl.scheduler import Scheduler
 from sluice.db import connect
+from sluice.http import Handler, JSONResponse, error_response, operators_only
 from sluice.settings import Settings
 
-Handler = Callable[[Request], Awaitable[Response]]
 _EVENT_TYPE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_LIMIT = 1000
 
 
 class BadParameter(Exception):
-    def __init__(self, status_code: int, parameter: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status_code, self.parameter, self.reason = status_code, parameter, reason
+    def __init__(self, status_code: int, field: str, message: str) -> None:
+        super().__init__(message)
+        self.status_code, self.field, self.message = status_code, field, message
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
+def _control(handler: Callable[[Request, Settings], Awaitable[Response]], settings: Settings) -> Handler:
+    """A control endpoint: behind the operators' token, its failures turned into JSON errors."""
 
-
-def _json(data: Any, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(data, default=_default), status_code, media_type="application/json")
-
-
-def _error(status_code: int, error: str, reason: str, **extra: Any) -> Response:
-    return _json({"error": error, "reason": reason, **extra}, status_code)
-
-
-def _admin(handler: Callable[[Request, Settings], Awaitable[Response]], settings: Settings) -> Handler:
-    """Bearer-token check in front of every control endpoint."""
-
-    @wraps(handler)
-    async def guarded(request: Request) -> Response:
-        if not settings.admin_token:
-            return _error(403, "forbidden", "the control endpoints are disabled: SLUICE_ADMIN_TOKEN is not set")
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.admin_token.encode()):
-            response = _error(401, "unauthorized", "send 'Authorization: Bearer <SLUICE_ADMIN_TOKEN>'")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="sluice"'
-            return response
+    async def answer(request: Request) -> Response:
         try:
             return await handler(request, settings)
         except BadParameter as exc:
-            return _error(exc.status_code, "invalid_parameter", exc.reason, parameter=exc.parameter)
+            return error_response(exc.status_code, "invalid_parameter", exc.message, field=exc.field)
         except pipeline.AlreadyRunning as exc:
-            return _error(409, "already_running", str(exc))
+            return error_response(409, "already_running", str(exc))
         except pipeline.RunFailed as exc:
-            return _error(500, "run_failed", str(exc), run_id=exc.run_id)
+            return error_response(500, "run_failed", str(exc), run_id=exc.run_id)
 
-    return guarded
+    return operators_only(settings, wraps(handler)(answer))
 
 
 def _int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
@@ -124,7 +99,7 @@ async def _start_in_background(request: Request, settings: Settings, kind: pipel
     await asyncio.wait({started, task}, return_when=asyncio.FIRST_COMPLETED)
     if not started.done():
         task.result()  # raises AlreadyRunning (or the error that stopped it before it began)
-    return _json({"run_id": started.result(), "kind": kind, "status": "running"}, 202)
+    return JSONResponse({"run_id": started.result(), "kind": kind, "status": "running"}, 202)
 
 
 async def run(request: Request, settings: Settings) -> Response:
@@ -138,7 +113,7 @@ async def rebuild(request: Request, settings: Settings) -> Response:
 async def run_sync(request: Request, settings: Settings) -> Response:
     batch_size = _int_param(request, "batch_size", None, 1, 100_000_000)
     result = await _in_thread(pipeline.run, settings, batch_size=batch_size)
-    return _json(result.as_dict())
+    return JSONResponse(result.as_dict())
 
 
 async def process(request: Request, settings: Settings) -> Response:
@@ -146,7 +121,7 @@ async def process(request: Request, settings: Settings) -> Response:
     if not _EVENT_TYPE.match(event_type):
         raise BadParameter(422, "event_type", f"event_type={event_type!r} must be 1-64 letters, digits, '_.:-'")
     result = await _in_thread(pipeline.run, settings)
-    return _json(
+    return JSONResponse(
         {
             "event_type": event_type,
             "events_processed": result.events_by_type.get(event_type, 0),
@@ -168,7 +143,7 @@ async def calculate_daily_metrics(request: Request, settings: Settings) -> Respo
     if target > datetime.now(UTC).date() + timedelta(days=1):
         raise BadParameter(422, "target_date", f"target_date={raw} is in the future")
     result = await _in_thread(pipeline.run, settings, "daily", target_date=target)
-    return _json(result.as_dict())
+    return JSONResponse(result.as_dict())
 
 
 async def cleanup(request: Request, settings: Settings) -> Response:
@@ -182,29 +157,29 @@ async def cleanup(request: Request, settings: Settings) -> Response:
             "events that can still change sessions would be dropped",
         )
     result = await _in_thread(pipeline.run, replace(settings, retention_days=days), "cleanup")
-    return _json({"retention_days": days, **result.as_dict()})
+    return JSONResponse({"retention_days": days, **result.as_dict()})
 
 
 async def get_status(request: Request, settings: Settings) -> Response:
     data = await _in_thread(_read, settings, status.status)
     scheduler: Scheduler | None = getattr(request.state, "etl_scheduler", None)
     data["scheduler"] = scheduler.status() if scheduler else {"enabled": False, "leader": False, "jobs": []}
-    return _json(data)
+    return JSONResponse(data)
 
 
 async def get_runs(request: Request, settings: Settings) -> Response:
     limit = _int_param(request, "limit", 20, 1, MAX_LIMIT)
-    return _json(await _in_thread(_read, settings, status.runs, limit))
+    return JSONResponse(await _in_thread(_read, settings, status.runs, limit))
 
 
 async def recent_sessions(request: Request, settings: Settings) -> Response:
     limit = _int_param(request, "limit", 20, 1, MAX_LIMIT)
-    return _json(await _in_thread(_read, settings, status.recent_sessions, limit))
+    return JSONResponse(await _in_thread(_read, settings, status.recent_sessions, limit))
 
 
 def routes(settings: Settings) -> list[BaseRoute]:
     def route(path: str, handler: Callable[[Request, Settings], Awaitable[Response]], method: str) -> Route:
-        return Route(path, _admin(handler, settings), methods=[method])
+        return Route(path, _control(handler, settings), methods=[method])
 
     return [
         route("/etl/run", run, "POST"),

@@ -27,7 +27,10 @@ def test_without_a_configured_token_the_endpoints_are_forbidden(settings: Settin
     with TestClient(create_app(settings)) as client:
         response = client.get("/etl/status", headers=AUTH)
     assert response.status_code == 403
-    assert "SLUICE_ADMIN_TOKEN is not set" in response.json()["reason"]
+    assert response.json() == {
+        "error": "forbidden",
+        "message": "operator endpoints are disabled: set SLUICE_ADMIN_TOKEN to enable them",
+    }
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret"}])
@@ -38,7 +41,7 @@ def test_a_missing_or_wrong_token_is_unauthorized(client: TestClient, headers: d
 
 
 @pytest.mark.parametrize(
-    ("method", "url", "status", "parameter"),
+    ("method", "url", "status", "field"),
     [
         ("POST", "/etl/run-sync?batch_size=ten", 400, "batch_size"),
         ("POST", "/etl/run-sync?batch_size=0", 422, "batch_size"),
@@ -53,12 +56,12 @@ def test_a_missing_or_wrong_token_is_unauthorized(client: TestClient, headers: d
         ("GET", "/etl/recent-sessions?limit=abc", 400, "limit"),
     ],
 )
-def test_bad_parameters_get_a_reason(client: TestClient, method: str, url: str, status: int, parameter: str) -> None:
+def test_bad_parameters_get_a_reason(client: TestClient, method: str, url: str, status: int, field: str) -> None:
     response = client.request(method, url, headers=AUTH)
     assert response.status_code == status
     body = response.json()
-    assert (body["error"], body["parameter"]) == ("invalid_parameter", parameter)
-    assert body["reason"]
+    assert (body["error"], body["field"]) == ("invalid_parameter", field)
+    assert field in body["message"]
 
 
 def test_run_sync_status_runs_and_recent_sessions(client: TestClient, db: psycopg.Connection) -> None:

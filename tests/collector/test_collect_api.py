@@ -258,18 +258,34 @@ def test_concurrent_requests_are_all_acknowledged_and_stored_once(client: TestCl
     assert sorted(r[0] for r in rows) == sorted(ids)
 
 
-def test_events_count_and_recent(client: TestClient) -> None:
+OPERATOR = {"Authorization": "Bearer op-token"}
+
+
+@pytest.fixture
+def operator_client(settings: Settings) -> Iterator[TestClient]:
+    with collector_client(replace(settings, admin_token="op-token")) as client:
+        yield client
+
+
+def test_events_count_and_recent(operator_client: TestClient) -> None:
     for i in range(3):
-        post(client, event(n=i))
-    assert client.get("/events/count").json() == {"count": 3}
-    recent = client.get("/events/recent", params={"limit": 2}).json()["events"]
+        post(operator_client, event(n=i))
+    assert operator_client.get("/events/count", headers=OPERATOR).json() == {"count": 3}
+    recent = operator_client.get("/events/recent", params={"limit": 2}, headers=OPERATOR).json()["events"]
     assert [e["payload"]["n"] for e in recent] == [2, 1]
     assert set(recent[0]) >= {"event_id", "site_id", "event_type", "received_at", "payload"}
 
 
+@pytest.mark.parametrize("path", ["/events/count", "/events/recent"])
+def test_the_log_is_shown_to_operators_only(client: TestClient, operator_client: TestClient, path: str) -> None:
+    assert client.get(path, headers=OPERATOR).status_code == 403  # no SLUICE_ADMIN_TOKEN configured
+    assert operator_client.get(path).status_code == 401
+    assert operator_client.get(path, headers={"Authorization": "Bearer guess"}).status_code == 401
+
+
 @pytest.mark.parametrize("limit", ["0", "-1", "1001", "ten", "1.5", "", "٣"])
-def test_recent_rejects_a_bad_limit(client: TestClient, limit: str) -> None:
-    response = client.get("/events/recent", params={"limit": limit})
+def test_recent_rejects_a_bad_limit(operator_client: TestClient, limit: str) -> None:
+    response = operator_client.get("/events/recent", params={"limit": limit}, headers=OPERATOR)
     assert response.status_code == 400
     assert response.json()["field"] == "limit"
 
