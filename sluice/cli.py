@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+
+import psycopg
 
 from sluice.embedded_pg import EmbeddedPostgresError
 from sluice.settings import ConfigError, Settings
@@ -84,6 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EmbeddedPostgresError as exc:
         print(f"sluice: {exc}", file=sys.stderr)
         return 1
+    except psycopg.OperationalError as exc:
+        # Unreachable server, unknown database, bad credentials: say so, without a traceback.
+        print(f"sluice: cannot use PostgreSQL: {str(exc).strip()}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # `sluice etl status | head`: the reader left. Silence the flush at exit, as Python's docs advise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

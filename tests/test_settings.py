@@ -37,3 +37,13 @@ def test_cli_reports_configuration_errors_with_exit_2(
     monkeypatch.setenv("SLUICE_PORT", "eighty")
     assert main(["migrate"]) == 2
     assert "SLUICE_PORT='eighty' is not an integer" in capsys.readouterr().err
+
+
+def test_cli_reports_an_unreachable_database_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/nothing?connect_timeout=2")
+    assert main(["migrate"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sluice: cannot use PostgreSQL: ")
+    assert "Traceback" not in err
