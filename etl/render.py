@@ -30,6 +30,8 @@ class Context:
 
     single_day: bool = False  # daily tables for one given date, not for the days a batch touched
     rebuild: bool = False  # the batch is the whole log, loaded into emptied tables
+    # a rebuild's first attempt: no duplicate event_id check, the reloaded key constraints prove it
+    assume_unique_ids: bool = False
 
 
 @cache
