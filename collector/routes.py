@@ -19,6 +19,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from collector.body import check_content_type, read_body
 from collector.client_ip import Origins
@@ -60,29 +61,59 @@ def _unavailable(reason: str) -> Response:
     return JSONResponse(body, 503, headers={"Retry-After": "1"})
 
 
-def _collector(request: Request) -> Collector:
-    collector: Collector = request.scope["state"]["collector"]  # request.state would wrap it per call
+def _collector(scope: Scope) -> Collector:
+    collector: Collector = scope["state"]["collector"]  # request.state would wrap it per call
     return collector
 
 
-def _headers(request: Request) -> dict[str, str]:
+def _headers(scope: Scope) -> dict[str, str]:
     """The request headers as a dict: one pass, where each `request.headers.get` scans them all."""
     headers: dict[str, str] = {}
-    for raw_name, raw_value in request.scope["headers"]:
+    for raw_name, raw_value in scope["headers"]:
         name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
         headers[name] = f"{headers[name]},{value}" if name in headers else value
     return headers
 
 
-async def collect_post(request: Request) -> Response:
+async def collect_post(scope: Scope, receive: Receive, send: Send) -> None:
+    """`POST /collect` as a bare ASGI app: no Request, no routing, no exception wrappers on the hot path.
+
+    `collector.app.CollectFastPath` sends the requests here; what it raises reaches Starlette's
+    ServerErrorMiddleware as a routed endpoint's would.
+    """
     received_at = datetime.now(UTC)
     try:
-        headers = _headers(request)
+        headers = _headers(scope)
         check_content_type(headers)
-        batch = parse_body(await read_body(headers, request.receive))
+        batch = parse_body(await read_body(headers, receive))
     except Rejection as rejection:
-        return _rejected(rejection)
-    return await _ingest(request, headers, batch, received_at, pixel=False)
+        response: Response | bytes = _rejected(rejection)
+    else:
+        response = await _ingest(scope, headers, batch, received_at, pixel=False)
+    if isinstance(response, bytes):  # the 202: the same message JSONResponse would send, built directly
+        start = {"type": "http.response.start", "status": 202, "headers": _accepted_headers(response)}
+        await send(start)
+        await send({"type": "http.response.body", "body": response})
+    else:
+        await response(scope, receive, send)
+
+
+def _accepted_headers(body: bytes) -> list[tuple[bytes, bytes]]:
+    return [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
+
+
+async def collect_post_routed(request: Request) -> Response:
+    """The same, for a `POST /collect` that reaches the router (e.g. mounted under a root_path)."""
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await collect_post(request.scope, request.receive, send)
+    start, body = sent
+    response = Response(body["body"], start["status"])
+    response.raw_headers = start["headers"]
+    return response
 
 
 async def collect_get(request: Request) -> Response:
@@ -99,7 +130,9 @@ async def collect_get(request: Request) -> Response:
         batch = Batch([event], parse_sent_at(event.get("sentAt")), single=True)
     except Rejection as rejection:
         return _rejected(rejection)
-    return await _ingest(request, _headers(request), batch, received_at, pixel=True)
+    response = await _ingest(request.scope, _headers(request.scope), batch, received_at, pixel=True)
+    assert isinstance(response, Response)
+    return response
 
 
 async def collect_options(request: Request) -> Response:
@@ -108,9 +141,10 @@ async def collect_options(request: Request) -> Response:
 
 
 async def _ingest(
-    request: Request, headers: dict[str, str], batch: Batch, received_at: datetime, *, pixel: bool
-) -> Response:
-    collector = _collector(request)
+    scope: Scope, headers: dict[str, str], batch: Batch, received_at: datetime, *, pixel: bool
+) -> Response | bytes:
+    """The answer; for a POST's `202`, only its JSON body (`collect_post` sends it)."""
+    collector = _collector(scope)
     skew = received_at - batch.sent_at if batch.sent_at is not None else _NO_SKEW
     max_future = collector.max_future
 
@@ -132,7 +166,7 @@ async def _ingest(
     if user_agent is not None:
         user_agent = user_agent[:MAX_USER_AGENT_CHARS].replace("\x00", "")
     try:
-        client = request.scope.get("client")
+        client = scope.get("client")
         peer = client[0] if client else None
         hashed, country = await collector.origins.resolve(peer, headers, received_at.date())
         rows: list[Row] = [
@@ -164,11 +198,11 @@ async def _ingest(
     body = {"status": "accepted", "event_ids": [e.event_id for e in events], "received_at": received_at}
     if rejected:
         body["rejected"] = [r.as_json() for r in rejected]
-    return JSONResponse(body, 202)
+    return orjson.dumps(body)
 
 
 async def health(request: Request) -> Response:
-    collector = _collector(request)
+    collector = _collector(request.scope)
     try:
         async with collector.pool.connection(timeout=collector.settings.db_timeout_s) as conn:
             cur = await conn.execute("select max(version) from schema_migrations")
@@ -179,7 +213,7 @@ async def health(request: Request) -> Response:
 
 
 async def events_count(request: Request) -> Response:
-    collector = _collector(request)
+    collector = _collector(request.scope)
     try:
         async with collector.pool.connection(timeout=collector.settings.db_timeout_s) as conn:
             cur = await conn.execute("select count(*) from events")
@@ -190,7 +224,7 @@ async def events_count(request: Request) -> Response:
 
 
 async def events_recent(request: Request) -> Response:
-    collector = _collector(request)
+    collector = _collector(request.scope)
     raw = request.query_params.get("limit", str(RECENT_DEFAULT))
     if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= RECENT_MAX):
         message = f"limit {raw[:40]!r} must be an integer from 1 to {RECENT_MAX}"

@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from collector_testing import collector_client, event, post
+from collector_testing import VISITOR, collector_client, event, post
 from starlette.testclient import TestClient
 
 from collector.routes import PIXEL
 from collector.validate import MAX_EVENTS
+from sluice.app import create_app
 from sluice.migrations import discover
 from sluice.settings import Settings
 
@@ -317,3 +318,15 @@ def test_the_writer_creates_partitions_ahead_at_start_up(settings: Settings, db:
     with collector_client(ahead):
         pass
     assert db.execute("select to_regclass(%s)::text", (name,)).fetchone() == (name,)
+
+
+def test_a_post_that_reaches_the_router_is_answered_the_same(settings: Settings, db: psycopg.Connection) -> None:
+    # Under a root_path the fast path steps aside and the routed /collect handles the POST.
+    with TestClient(create_app(settings), client=VISITOR, root_path="/sluice") as client:
+        response = post(client, event(visitorId="v-routed"), Origin="https://shop.example")
+        assert response.status_code == 202
+        assert response.headers["content-type"] == "application/json"
+        assert response.headers["access-control-allow-origin"] == "*"
+        [event_id] = response.json()["event_ids"]
+        assert stored(db, event_id) == 1
+        assert post(client, {"siteId": "s"}).status_code == 400
