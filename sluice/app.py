@@ -6,6 +6,7 @@ them, opening the shared resources (the connection pool) in the lifespan.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -36,6 +37,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             state["pool"] = pool
             await stack.enter_async_context(collector.app.lifespan(settings, state))
             await stack.enter_async_context(etl.api.lifespan(settings, state))
+            # What start-up made lives as long as the process: out of the collector's way, so that
+            # each full collection does not walk every module and class again (it was ~10% of the
+            # CPU per event under load).
+            gc.collect()
+            gc.freeze()
             yield state
 
     routes = [*collector.app.routes(settings), *etl.api.routes(settings)]
