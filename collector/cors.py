@@ -41,18 +41,10 @@ class CollectCORS:
         if preflight and scope["method"] == "OPTIONS":
             await self.preflights(scope, receive, send)
             return
-        if not self.allow_all and origin not in self.origins:
+        extra = self.headers_for(origin)
+        if not extra:
             await self.app(scope, receive, send)  # the browser withholds the answer from that page
             return
-        # With a list of origins the answer depends on the request's Origin: caches must know it.
-        extra = (
-            [(b"access-control-allow-origin", b"*")]
-            if self.allow_all
-            else [
-                (b"access-control-allow-origin", origin),
-                (b"vary", b"Origin"),
-            ]
-        )
 
         async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -60,3 +52,23 @@ class CollectCORS:
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
+
+    def headers_for(self, origin: bytes | None) -> list[tuple[bytes, bytes]]:
+        """The headers a (non-preflight) answer to a request from `origin` carries: none if not allowed."""
+        if origin is None:
+            return []
+        if self.allow_all:
+            return [(b"access-control-allow-origin", b"*")]
+        if origin not in self.origins:
+            return []
+        # With a list of origins the answer depends on the request's Origin: caches must know it.
+        return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
+
+
+def origin_of(scope: Scope) -> bytes | None:
+    """The request's Origin header (the last, if sent twice), as CollectCORS reads it."""
+    origin = None
+    for name, value in scope["headers"]:
+        if name == b"origin":
+            origin = value
+    return origin

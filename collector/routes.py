@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -75,11 +76,11 @@ def _headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
-async def collect_post(scope: Scope, receive: Receive, send: Send) -> None:
+async def collect_post(scope: Scope, receive: Receive, send: Send, cors: Sequence[tuple[bytes, bytes]] = ()) -> None:
     """`POST /collect` as a bare ASGI app: no Request, no routing, no exception wrappers on the hot path.
 
-    `collector.app.CollectFastPath` sends the requests here; what it raises reaches Starlette's
-    ServerErrorMiddleware as a routed endpoint's would.
+    `collector.app.CollectFastPath` sends the requests here, with the CORS headers to add; what it
+    raises reaches Starlette's ServerErrorMiddleware as a routed endpoint's would.
     """
     received_at = datetime.now(UTC)
     try:
@@ -91,15 +92,13 @@ async def collect_post(scope: Scope, receive: Receive, send: Send) -> None:
     else:
         response = await _ingest(scope, headers, batch, received_at, pixel=False)
     if isinstance(response, bytes):  # the 202: the same message JSONResponse would send, built directly
-        start = {"type": "http.response.start", "status": 202, "headers": _accepted_headers(response)}
-        await send(start)
+        raw = [(b"content-length", b"%d" % len(response)), (b"content-type", b"application/json"), *cors]
+        await send({"type": "http.response.start", "status": 202, "headers": raw})
         await send({"type": "http.response.body", "body": response})
     else:
+        if cors:
+            response.raw_headers = [*response.raw_headers, *cors]
         await response(scope, receive, send)
-
-
-def _accepted_headers(body: bytes) -> list[tuple[bytes, bytes]]:
-    return [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
 
 
 async def collect_post_routed(request: Request) -> Response:

@@ -330,3 +330,16 @@ def test_a_post_that_reaches_the_router_is_answered_the_same(settings: Settings,
         [event_id] = response.json()["event_ids"]
         assert stored(db, event_id) == 1
         assert post(client, {"siteId": "s"}).status_code == 400
+
+
+def test_a_refused_post_from_an_allowed_origin_carries_the_cors_headers(settings: Settings) -> None:
+    # The page must be able to read why its event was refused.
+    with collector_client(replace(settings, cors_origins=("https://shop.example",))) as client:
+        refused = post(client, {"siteId": "s"}, Origin="https://shop.example")
+        assert refused.status_code == 400
+        assert refused.headers["access-control-allow-origin"] == "https://shop.example"
+        assert refused.headers["vary"] == "Origin"
+        assert "access-control-allow-origin" not in post(client, {"siteId": "s"}, Origin="https://evil.example").headers
+    with collector_client(settings) as client:
+        assert post(client, {"siteId": "s"}, Origin="https://a.example").headers["access-control-allow-origin"] == "*"
+        assert "access-control-allow-origin" not in post(client, {"siteId": "s"}).headers
