@@ -94,24 +94,15 @@ _CHUNK = 128 * 1024  # libpq takes copy data in pieces this size without blockin
 def copy_lines(rows: Sequence[Row]) -> bytes:
     """Rows in COPY's text format: tab-separated, \\N for null, backslash escapes."""
     iso: dict[datetime | None, str] = {None: "\\N"}  # rows share received_at; occurred_at is often one of the others
-
-    def text_of(at: datetime | None) -> str:
-        found = iso.get(at)
-        if found is None:
-            found = iso[at] = at.isoformat()  # type: ignore[union-attr]  # None is in the dict
-        return found
-
     lines = []
     for event_id, site_id, event_type, occurred_at, client_timestamp, received_at, *texts, payload in rows:
-        fields = [
-            str(event_id),
-            _text(site_id),
-            _text(event_type),
-            text_of(occurred_at),
-            text_of(client_timestamp),
-            text_of(received_at),
-            *map(_text, texts),
-        ]
+        times = []
+        for at in (occurred_at, client_timestamp, received_at):
+            found = iso.get(at)
+            if found is None:
+                found = iso[at] = at.isoformat()  # type: ignore[union-attr]  # None is in the dict
+            times.append(found)
+        fields = [event_id.hex, _text(site_id), _text(event_type), *times, *map(_text, texts)]  # uuid takes bare hex
         # orjson writes no raw control characters, so only the backslash needs escaping.
         lines.append(b"%s\t%s\n" % ("\t".join(fields).encode(), payload.replace(b"\\", b"\\\\")))
     return b"".join(lines)
