@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -48,7 +49,7 @@ class Collector:
     writer: GroupCommitWriter
     origins: Origins
 
-    @property
+    @cached_property  # read for every request
     def max_future(self) -> timedelta:
         return timedelta(seconds=self.settings.max_future_skew_s)
 
