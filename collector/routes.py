@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, LiteralString
 
 import orjson
 import psycopg
@@ -201,26 +201,28 @@ async def _ingest(
     return orjson.dumps(body)
 
 
-async def health(request: Request) -> Response:
+async def _scalar(request: Request, query: LiteralString) -> Any:
+    """One value from a pooled connection; raises psycopg.Error when PostgreSQL is unreachable."""
     collector = _collector(request.scope)
+    async with collector.pool.connection(timeout=collector.settings.db_timeout_s) as conn:
+        row = await (await conn.execute(query)).fetchone()
+    return row[0] if row else None
+
+
+async def health(request: Request) -> Response:
     try:
-        async with collector.pool.connection(timeout=collector.settings.db_timeout_s) as conn:
-            cur = await conn.execute("select max(version) from schema_migrations")
-            row = await cur.fetchone()
+        version = await _scalar(request, "select max(version) from schema_migrations")
     except psycopg.Error as exc:
         return JSONResponse({"status": "unavailable", "database": "unreachable", "reason": str(exc)}, 503)
-    return JSONResponse({"status": "ok", "database": "connected", "schema_version": row[0] if row else None})
+    return JSONResponse({"status": "ok", "database": "connected", "schema_version": version})
 
 
 async def events_count(request: Request) -> Response:
-    collector = _collector(request.scope)
     try:
-        async with collector.pool.connection(timeout=collector.settings.db_timeout_s) as conn:
-            cur = await conn.execute("select count(*) from events")
-            row = await cur.fetchone()
+        count = await _scalar(request, "select count(*) from events")
     except psycopg.Error as exc:
         return _unavailable(str(exc))
-    return JSONResponse({"count": row[0] if row else 0})
+    return JSONResponse({"count": count})
 
 
 async def events_recent(request: Request) -> Response:
