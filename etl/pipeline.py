@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 from etl.enrich import enrich_user_agents
 from etl.locks import RUN_LOCK
 from etl.render import Context, render, statements
+from etl.status import TABLES
 from sluice.db import connect
 from sluice.settings import Settings
 
@@ -39,8 +40,9 @@ class Step:
 
 # The whole run, in order. A rebuild runs `reset` first; a daily recompute only the last three.
 RUN_STEPS: tuple[Step, ...] = (
+    Step("batch_user_agents"),  # the batch's distinct User-Agent strings
+    Step("user_agents", python=enrich_user_agents),  # parse unseen ones
     Step("batch_events"),  # the batch, typed: the only step that reads JSONB
-    Step("user_agents", python=enrich_user_agents),  # parse unseen User-Agent strings
     Step("sessionized_events"),  # the batch plus every stored event of the sessions it touches
     Step("sessions"),
     Step("stg_events"),
@@ -314,7 +316,8 @@ def _run_steps(
             for statement in statements(render(step.name, context)):
                 cursor = conn.execute(statement, params)
                 match = _WRITE.match(statement)
-                if match and cursor.rowcount >= 0:
+                # the tables the ETL produces; not its scratch tables or etl_state
+                if match and match.group(1) in TABLES and cursor.rowcount >= 0:
                     _count(result, match.group(1), cursor.rowcount)
         result.step_seconds[step.name] = round(time.perf_counter() - started, 3)
 

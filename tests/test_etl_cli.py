@@ -56,7 +56,12 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_render_prints_the_sql_that_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["etl", "render"]) == 0
-    assert capsys.readouterr().out.split()[:3] == ["reset", "batch_events", "user_agents"]
+    assert capsys.readouterr().out.splitlines()[:4] == [
+        "reset",
+        "batch_user_agents",
+        "user_agents  (Python: etl/enrich.py)",
+        "batch_events",
+    ]
     assert main(["etl", "render", "sessions"]) == 0
     out = capsys.readouterr().out
     assert "-- sessions: one row per session" in out
