@@ -79,7 +79,7 @@ def _cmd_render(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{step.name}  (Python: etl/enrich.py)" if step.python else step.name)
         return 0
     try:
-        text = render(args.job, Context(single_day=args.single_day))
+        text = render(args.job, Context(single_day=args.single_day, rebuild=args.rebuild))
     except UnknownJob as exc:
         print(f"sluice etl render: {exc}", file=sys.stderr)
         return 2
@@ -129,4 +129,6 @@ def add_etl_commands(commands: argparse._SubParsersAction[Any]) -> None:
     command("status", _cmd_status, "unprocessed events, lag, last run, row counts", runs=False)
     render_cmd = command("render", _cmd_render, "print a job's SQL as it runs (no job: list them)", runs=False)
     render_cmd.add_argument("job", nargs="?", help="a job name, e.g. sessions")
-    render_cmd.add_argument("--single-day", action="store_true", help="the variant for one target date")
+    variant = render_cmd.add_mutually_exclusive_group()
+    variant.add_argument("--single-day", action="store_true", help="the variant for one target date")
+    variant.add_argument("--rebuild", action="store_true", help="the variant a rebuild runs (emptied tables)")

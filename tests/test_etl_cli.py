@@ -66,5 +66,9 @@ def test_render_prints_the_sql_that_runs(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert "-- sessions: one row per session" in out
     assert "insert into sessions" in out
+    assert main(["etl", "render", "--rebuild", "batch_events"]) == 0
+    assert "set_config('parallel_setup_cost'" in capsys.readouterr().out
+    assert main(["etl", "render", "batch_events"]) == 0
+    assert "set_config('parallel_setup_cost'" not in capsys.readouterr().out
     assert main(["etl", "render", "nope"]) == 2
     assert "no ETL job 'nope'" in capsys.readouterr().err
