@@ -1,15 +1,20 @@
 """Group commit: one writer per process appends every queued event to `events` in one transaction.
 
 Requests hand their rows to `write()` and wait. The writer takes everything that queued while its
-previous write was in flight, `COPY`s it into a temporary staging table and moves the new rows into
-`events` (skipping event ids already in `event_ids`) in ONE transaction, then wakes every waiting
-request: with success after COMMIT, or all of them with `WriteFailed`, in which case nothing of the
-batch is stored. When idle it writes at once; there is no fixed wait window.
+previous write was in flight and writes it in ONE transaction, then wakes every waiting request:
+with success after COMMIT, or all of them with `WriteFailed`, in which case nothing of the batch is
+stored. When idle it writes at once; there is no fixed wait window.
+
+The write is optimistic. The fast write COPYs the rows straight into `events` and claims their ids in
+`event_ids` with a plain insert. When an id is already there (a retried event, or one sent twice in
+the batch) that fails, the transaction rolls back, and the careful write does the batch again: COPY
+into a temporary staging table, then move only the first copy of each id that is new.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -65,14 +70,26 @@ _CREATE_STAGING = f"""
         {", ".join(f"{name} {type_}" for name, type_ in zip(_COLUMNS.split(", "), _TYPES, strict=True))}
     ) on commit delete rows
 """
-# The whole write as ONE simple-protocol query, so one transaction costs two round trips (send it and
-# get COPY's go-ahead; send the rows and get every result) instead of five, each of which would
-# wait its turn behind the HTTP work queued on the event loop.
-#
-# The move keeps the first copy of each id in the batch, claims the ids that are new in event_ids,
-# and inserts only those. Sorting by id makes concurrent writers (other workers) take index locks in
-# the same order, so they cannot deadlock on a retried event.
-_WRITE = f"""
+# The fast write claims the ids of the rows its transaction has just copied into `events`. A plain
+# insert: an id already in event_ids (a retried event, or one sent twice in the batch) fails it with
+# a unique violation. Sorted by id, so that concurrent writers (other workers) take index locks in one
+# order and cannot deadlock. `_if_assigned`: a transaction that copied no rows stays without an id,
+# finds nothing, and commits without a WAL flush.
+_PREPARE_CLAIM = b"""
+    prepare sluice_claim_ids as
+    insert into event_ids (event_id, received_at)
+    select event_id, received_at from events
+    where txid = pg_current_xact_id_if_assigned()
+    order by event_id
+"""
+# Each write is ONE simple-protocol query, so one transaction costs two round trips (send it and get
+# COPY's go-ahead; send the rows and get every result) instead of five, each of which would wait its
+# turn behind the HTTP work queued on the event loop. The fast write's first round trip is taken
+# while the previous batch commits (see GroupCommitWriter).
+_FAST = f"begin; copy events ({_COLUMNS}) from stdin; execute sluice_claim_ids; commit".encode()
+# The careful write, after the fast one met a claimed id: the rows go to the staging table, then the
+# first copy of each id that is new in event_ids moves into `events` (sorted by id, as above).
+_CAREFUL = f"""
     begin;
     copy collector_staging ({_COLUMNS}) from stdin;
     with firsts as (
@@ -89,6 +106,7 @@ _WRITE = f"""
     commit
 """.encode()
 _CHUNK = 128 * 1024  # libpq takes copy data in pieces this size without blocking
+_IDLE_S = 0.5  # an armed connection idle this long commits its empty COPY (an open transaction holds locks)
 
 
 def copy_lines(rows: Sequence[Row]) -> bytes:
@@ -121,31 +139,43 @@ class WriteFailed(Exception):
 
 
 class GroupCommitWriter:
+    """One per process: a queue of pending requests and two connections that take turns.
+
+    Only one batch is in flight at a time. While it commits on one connection, the other is "armed":
+    the next fast write's query is sent and COPY's go-ahead is on its way, so the next batch's rows go
+    out the moment the commit returns instead of after a round trip that would wait its turn behind
+    the HTTP work on the event loop.
+    """
+
     def __init__(self, settings: Settings, *, connect_timeout_s: int = 5) -> None:
         self._conninfo = conninfo(settings, "sluice-collector-writer")
         self._connect_timeout_s = connect_timeout_s
         self._partitions_ahead = settings.partitions_ahead_days
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
-        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._conns: list[psycopg.AsyncConnection[Any] | None] = [None, None]
+        self._armed: int | None = None  # the connection whose fast write waits for its rows
+        self._turn = 0  # the connection the next write uses when none is armed
         self._partitions_day: date | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.careful_writes = 0  # batches the fast write handed to the careful one
 
     async def start(self) -> None:
         try:  # create partitions ahead now if the database is there; else at the first write
-            await self._ensure_partitions(await self._connection())
+            await self._ensure_partitions(await self._connection(0))
         except psycopg.Error as exc:
             log.warning("collector writer: PostgreSQL unavailable at start-up (%s); will retry on first write", exc)
         self._task = asyncio.create_task(self._run(), name="sluice-group-commit")
 
     async def stop(self) -> None:
-        """Writes what is still queued, then closes the connection."""
+        """Writes what is still queued, then closes the connections."""
         self._stopping = True
         self._wakeup.set()
         if self._task is not None:
             await self._task
-        await self._drop_connection()
+        for slot in (0, 1):
+            await self._drop_connection(slot)
 
     async def write(self, rows: Sequence[Row]) -> None:
         """Returns once `rows` are committed; raises WriteFailed if their batch was not."""
@@ -162,7 +192,15 @@ class GroupCommitWriter:
                 if self._stopping:
                     return
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                if self._armed is None:
+                    await self._wakeup.wait()
+                    continue
+                # An armed connection is an open transaction: it must not stay open while idle.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_IDLE_S):
+                        await self._wakeup.wait()
+                if not self._pending:
+                    await self._disarm()
             batch, self._pending = self._pending, []
             await self._commit(batch)
 
@@ -182,37 +220,90 @@ class GroupCommitWriter:
     async def _write(self, data: bytes) -> None:
         # One retry, on a fresh connection when the old one broke. Retrying is safe even if the
         # first COMMIT did land before the error: the ids are then in event_ids and nothing is stored twice.
+        slot = self._armed if self._armed is not None else self._turn
+        armed, self._armed = self._armed is not None, None
         for attempt in (1, 2):
-            conn = await self._connection()
             try:
-                await self._ensure_partitions(conn)
-                await self._copy_and_move(conn, data)
+                conn = await self._connection(slot)
+                if not armed:
+                    await self._arm(conn)
+                if not await self._fast_write(conn, data, next_slot=1 - slot):
+                    self.careful_writes += 1
+                    await self._careful_write(conn, data)
+                self._turn = 1 - slot
                 return
             except psycopg.OperationalError as exc:  # a lost connection, or a deadlock / serialization failure
-                if conn.broken or conn.closed or conn.pgconn.status != pq.ConnStatus.OK:
-                    await self._drop_connection()
+                armed = False
+                conn_now = self._conns[slot]
+                if conn_now is None or conn_now.broken or conn_now.closed or conn_now.pgconn.status != pq.ConnStatus.OK:
+                    await self._drop_connection(slot)
                 if attempt == 2:
                     raise
                 log.warning("collector writer: retrying a write after: %s", exc)
 
-    async def _copy_and_move(self, conn: psycopg.AsyncConnection[Any], data: bytes) -> None:
-        """Runs _WRITE with `data` as the COPY rows, at libpq level (psycopg's copy() takes one statement)."""
+    async def _fast_write(self, conn: psycopg.AsyncConnection[Any], data: bytes, *, next_slot: int) -> bool:
+        """COPY straight into `events` and claim the ids; False, rolled back, if an id was taken."""
         pgconn = conn.pgconn
-        async with conn.lock:
-            try:
-                pgconn.send_query(_WRITE)
-                _raise_on_error(await conn.wait(generators.execute(pgconn)), pgconn)  # begin, then COPY_IN
-                for start in range(0, len(data), _CHUNK):
-                    await conn.wait(generators.copy_to(pgconn, data[start : start + _CHUNK], flush=False))
-                _raise_on_error(await conn.wait(_end_copy(pgconn)), pgconn)  # copy, insert, commit
-            except psycopg.DatabaseError:
-                if pgconn.transaction_status == pq.TransactionStatus.INERROR:
-                    pgconn.send_query(b"rollback")
-                    await conn.wait(generators.execute(pgconn))
-                raise
+        try:
+            pgconn.consume_input()  # the go-ahead has usually arrived: then it is read without a wait
+            _raise_on_error(await conn.wait(generators.fetch_many(pgconn)), pgconn)  # begin, then COPY_IN
+            await conn.wait(_send_rows(pgconn, data))
+            await self._arm_next(next_slot)  # its go-ahead travels while this batch commits
+            _raise_on_error(await conn.wait(generators.fetch_many(pgconn)), pgconn)  # copy, claim, commit
+        except psycopg.errors.UniqueViolation:
+            await _rollback(conn)
+            return False
+        except psycopg.DatabaseError:
+            await _rollback(conn)
+            raise
+        return True
 
-    async def _connection(self) -> psycopg.AsyncConnection[Any]:
-        if self._conn is None or self._conn.closed:
+    async def _careful_write(self, conn: psycopg.AsyncConnection[Any], data: bytes) -> None:
+        pgconn = conn.pgconn
+        try:
+            pgconn.send_query(_CAREFUL)
+            _raise_on_error(await conn.wait(generators.execute(pgconn)), pgconn)  # begin, then COPY_IN
+            await conn.wait(_send_rows(pgconn, data))
+            _raise_on_error(await conn.wait(generators.fetch_many(pgconn)), pgconn)  # copy, move, commit
+        except psycopg.DatabaseError:
+            await _rollback(conn)
+            raise
+
+    async def _arm(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Sends the fast write's query; the rows follow once COPY's go-ahead is back."""
+        await self._ensure_partitions(conn)
+        conn.pgconn.send_query(_FAST)
+        await conn.wait(generators.send(conn.pgconn))
+
+    async def _arm_next(self, slot: int) -> None:
+        """Best effort: if the other connection cannot be armed, the next write arms one itself."""
+        try:
+            await self._arm(await self._connection(slot))
+        except psycopg.Error as exc:
+            log.warning("collector writer: could not prepare the next write: %s", exc)
+            await self._drop_connection(slot)
+        else:
+            self._armed = slot
+
+    async def _disarm(self) -> None:
+        """Ends the armed transaction with an empty COPY, which commits nothing."""
+        slot, self._armed = self._armed, None
+        conn = self._conns[slot] if slot is not None else None
+        if slot is None or conn is None:
+            return
+        pgconn = conn.pgconn
+        try:
+            pgconn.consume_input()
+            _raise_on_error(await conn.wait(generators.fetch_many(pgconn)), pgconn)
+            await conn.wait(_send_rows(pgconn, b""))
+            _raise_on_error(await conn.wait(generators.fetch_many(pgconn)), pgconn)
+        except psycopg.Error as exc:
+            log.warning("collector writer: dropping an idle connection after: %s", exc)
+            await self._drop_connection(slot)
+
+    async def _connection(self, slot: int) -> psycopg.AsyncConnection[Any]:
+        conn = self._conns[slot]
+        if conn is None or conn.closed:
             conn = await psycopg.AsyncConnection.connect(
                 self._conninfo,
                 autocommit=True,
@@ -220,11 +311,14 @@ class GroupCommitWriter:
                 client_encoding="utf8",  # the COPY text is UTF-8 whatever the server's default
             )
             await conn.execute(_CREATE_STAGING)
-            self._conn = conn
-        return self._conn
+            await conn.execute(_PREPARE_CLAIM)
+            self._conns[slot] = conn
+        return conn
 
-    async def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
+    async def _drop_connection(self, slot: int) -> None:
+        conn, self._conns[slot] = self._conns[slot], None
+        if self._armed == slot:
+            self._armed = None
         if conn is not None:
             await conn.close()
 
@@ -237,17 +331,25 @@ class GroupCommitWriter:
         self._partitions_day = today
 
 
-def _end_copy(pgconn: PGconn) -> PQGen[list[PGresult]]:
-    """Like psycopg's copy_end, but collects the results of the statements that follow the COPY."""
+def _send_rows(pgconn: PGconn, data: bytes) -> PQGen[None]:
+    """The COPY rows and their end, flushed at once; waits for the socket only if it is full."""
+    for start in range(0, len(data), _CHUNK):
+        while pgconn.put_copy_data(data[start : start + _CHUNK]) == 0:
+            while not (yield Wait.W):
+                continue
     while pgconn.put_copy_end(None) == 0:
         while not (yield Wait.W):
             continue
-    # Flush at once, and wait for the socket only if it is full: a wait costs a turn of the event loop.
     while pgconn.flush() != 0:
         while not (yield Wait.W):
             continue
-    results: list[PGresult] = yield from generators.fetch_many(pgconn)
-    return results
+
+
+async def _rollback(conn: psycopg.AsyncConnection[Any]) -> None:
+    pgconn = conn.pgconn
+    if pgconn.transaction_status == pq.TransactionStatus.INERROR:
+        pgconn.send_query(b"rollback")
+        await conn.wait(generators.execute(pgconn))
 
 
 def _raise_on_error(results: list[PGresult], pgconn: PGconn) -> None:
