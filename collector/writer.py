@@ -277,6 +277,8 @@ class GroupCommitWriter:
 
     async def _arm_next(self, slot: int) -> None:
         """Best effort: if the other connection cannot be armed, the next write arms one itself."""
+        if self._armed is not None:  # armed already, by the first attempt of a write being retried
+            return
         try:
             await self._arm(await self._connection(slot))
         except psycopg.Error as exc:
