@@ -2,18 +2,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
+import orjson
 import psycopg
 import pytest
 
-from collector.writer import GroupCommitWriter, Row, WriteFailed
+from collector.writer import GroupCommitWriter, Row, Sender, WriteFailed
 from sluice.settings import Settings
+
+SENDER = Sender(datetime.now(UTC), None, None, None)
 
 
 def row(event_id: uuid.UUID | None = None) -> Row:
-    now = datetime.now(UTC)
-    return (event_id or uuid.uuid4(), "s", "pageview", now, None, now, None, None, None, None, None, b"{}")
+    return (event_id or uuid.uuid4(), "s", "pageview", SENDER.received_at, None, None, None, b"{}")
 
 
 def test_requests_queued_while_a_write_is_in_flight_share_the_next_one(
@@ -22,7 +24,7 @@ def test_requests_queued_while_a_write_is_in_flight_share_the_next_one(
     async def scenario() -> None:
         writer = GroupCommitWriter(settings)
         await writer.start()
-        await asyncio.gather(*(writer.write([row(), row()]) for _ in range(50)))
+        await asyncio.gather(*(writer.write([row(), row()], SENDER) for _ in range(50)))
         await writer.stop()
 
     asyncio.run(scenario())
@@ -37,12 +39,12 @@ def test_stop_writes_what_is_queued_then_refuses(settings: Settings, db: psycopg
     async def scenario() -> None:
         writer = GroupCommitWriter(settings)
         await writer.start()
-        pending = [asyncio.create_task(writer.write([row()])) for _ in range(10)]
+        pending = [asyncio.create_task(writer.write([row()], SENDER)) for _ in range(10)]
         await asyncio.sleep(0)  # the requests are queued, not yet written
         await writer.stop()
         await asyncio.gather(*pending)
         with pytest.raises(WriteFailed):
-            await writer.write([row()])
+            await writer.write([row()], SENDER)
 
     asyncio.run(scenario())
     assert db.execute("select count(*) from events").fetchone() == (10,)
@@ -57,7 +59,7 @@ def test_new_ids_take_the_fast_write(settings: Settings, db: psycopg.Connection)
         writer = GroupCommitWriter(settings)
         await writer.start()
         for _ in range(3):
-            await asyncio.gather(*(writer.write([row(), row()]) for _ in range(5)))
+            await asyncio.gather(*(writer.write([row(), row()], SENDER) for _ in range(5)))
         await writer.stop()
         return writer.careful_writes
 
@@ -74,8 +76,8 @@ def test_an_id_stored_by_an_earlier_batch_sends_the_batch_to_the_careful_write(
     async def scenario() -> int:
         writer = GroupCommitWriter(settings)
         await writer.start()
-        await writer.write([row(retried)])
-        await writer.write([row(fresh), row(retried)])
+        await writer.write([row(retried)], SENDER)
+        await writer.write([row(fresh), row(retried)], SENDER)
         await writer.stop()
         return writer.careful_writes
 
@@ -91,8 +93,8 @@ def test_an_id_twice_in_one_batch_is_stored_once(settings: Settings, db: psycopg
         writer = GroupCommitWriter(settings)
         await writer.start()
         # Within one request, and across two requests that share a batch.
-        await writer.write([row(twice), row(other), row(twice)])
-        await asyncio.gather(writer.write([row(other)]), writer.write([row(other)]))
+        await writer.write([row(twice), row(other), row(twice)], SENDER)
+        await asyncio.gather(writer.write([row(other)], SENDER), writer.write([row(other)], SENDER))
         await writer.stop()
         return writer.careful_writes
 
@@ -107,7 +109,9 @@ def test_two_writers_with_the_same_ids_store_each_once_without_deadlock(
     ids = [uuid.uuid4() for _ in range(400)]
 
     async def send(writer: GroupCommitWriter, order: list[uuid.UUID]) -> None:
-        await asyncio.gather(*(writer.write([row(i) for i in order[n : n + 20]]) for n in range(0, len(order), 20)))
+        await asyncio.gather(
+            *(writer.write([row(i) for i in order[n : n + 20]], SENDER) for n in range(0, len(order), 20))
+        )
 
     async def scenario() -> int:
         first, second = GroupCommitWriter(settings), GroupCommitWriter(settings)
@@ -140,7 +144,7 @@ def test_an_idle_writer_leaves_no_transaction_open(
     async def scenario() -> tuple[list[str], list[str]]:
         writer = GroupCommitWriter(settings)
         await writer.start()
-        await writer.write([row()])
+        await writer.write([row()], SENDER)
         busy = writer_states()  # the other connection already holds the next write's COPY
         await asyncio.sleep(0.3)
         idle = writer_states()
@@ -151,3 +155,48 @@ def test_an_idle_writer_leaves_no_transaction_open(
     assert busy == ["active", "idle"]
     assert idle == ["idle", "idle"]
     assert db.execute("select count(*) from events").fetchone() == (1,)
+
+
+def test_rows_are_stored_exactly_as_given(settings: Settings, db: psycopg.Connection) -> None:
+    # COPY's binary format: every kind of value the collector sends, at the edges of its range.
+    india, pacific = timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))
+    rows: list[Row] = [
+        (uuid.uuid4(), "site", "click", datetime(1, 1, 1, tzinfo=UTC), None, None, None, b'{"a":"\\\\ \\t"}'),
+        (
+            uuid.uuid4(),
+            "żółw 🐢\t\\N",
+            "x" * 200,
+            datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+            datetime(2026, 5, 4, 17, 30, 0, 120001, tzinfo=india),
+            "v\n1",
+            "s\\1",
+            b'{"props":{"n":1.5,"u":"\\u2028"}}',
+        ),
+        (
+            uuid.uuid4(),
+            "s",
+            "pageview",
+            SENDER.received_at,
+            datetime(1999, 12, 31, 16, 0, tzinfo=pacific),
+            "",
+            "",
+            b"[]",
+        ),
+    ]
+    sender = Sender(SENDER.received_at, "ab" * 16, "PL", "UA\\with\ttab")
+
+    async def scenario() -> None:
+        writer = GroupCommitWriter(settings)
+        await writer.start()
+        await writer.write(rows, sender)
+        await writer.stop()
+
+    asyncio.run(scenario())
+    stored = db.execute(
+        """select event_id, site_id, event_type, occurred_at, client_timestamp, visitor_id, session_id,
+                  payload::text, received_at, ip_hash, country, user_agent
+           from events"""
+    ).fetchall()
+    expected = [(*r[:7], orjson.dumps(orjson.loads(r[7])).decode(), *sender) for r in rows]
+    normalise = [(*r[:7], orjson.dumps(orjson.loads(r[7])).decode(), *r[8:]) for r in stored]
+    assert sorted(normalise) == sorted(expected)
