@@ -132,28 +132,30 @@ def test_two_writers_with_the_same_ids_store_each_once_without_deadlock(
 def test_an_idle_writer_leaves_no_transaction_open(
     settings: Settings, db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("collector.writer._IDLE_S", 0.05)
+    monkeypatch.setattr("collector.writer._IDLE_S", 1.0)
 
-    def writer_states() -> list[str]:
-        rows = db.execute(
-            """select state from pg_stat_activity
-               where application_name = 'sluice-collector-writer' and datname = current_database()"""
-        ).fetchall()
-        return sorted(r[0] for r in rows)
+    async def writer_states(until: list[str]) -> list[str]:
+        for _ in range(100):  # the states change a moment after the writer has sent its query
+            rows = db.execute(
+                """select state from pg_stat_activity
+                   where application_name = 'sluice-collector-writer' and datname = current_database()"""
+            ).fetchall()
+            states = sorted(r[0] for r in rows)
+            if states == until:
+                break
+            await asyncio.sleep(0.02)
+        return states
 
     async def scenario() -> tuple[list[str], list[str]]:
         writer = GroupCommitWriter(settings)
         await writer.start()
         await writer.write([row()], SENDER)
-        busy = writer_states()  # the other connection already holds the next write's COPY
-        await asyncio.sleep(0.3)
-        idle = writer_states()
+        busy = await writer_states(until=["active", "idle"])  # the other one holds the next write's COPY
+        idle = await writer_states(until=["idle", "idle"])
         await writer.stop()
         return busy, idle
 
-    busy, idle = asyncio.run(scenario())
-    assert busy == ["active", "idle"]
-    assert idle == ["idle", "idle"]
+    assert asyncio.run(scenario()) == (["active", "idle"], ["idle", "idle"])
     assert db.execute("select count(*) from events").fetchone() == (1,)
 
 
