@@ -146,9 +146,9 @@ def copy_rows(rows: Sequence[Row], sender: Sender) -> bytes:
     return b"".join(parts)
 
 
-def framed(data: bytes) -> bytes:
-    """Rows from `copy_rows`, one request's or many joined, as a whole binary COPY stream."""
-    return _HEADER + data + _TRAILER
+def framed(*requests: bytes) -> bytes:
+    """Rows from `copy_rows`, of one request or many, as a whole binary COPY stream (one copy of them)."""
+    return b"".join((_HEADER, *requests, _TRAILER))
 
 
 def _stamp(at: datetime, stamps: dict[datetime | None, bytes]) -> bytes:
@@ -236,7 +236,7 @@ class GroupCommitWriter:
 
     async def _commit(self, batch: list[tuple[bytes, asyncio.Future[None]]]) -> None:
         try:
-            await self._write(framed(b"".join(data for data, _ in batch)))
+            await self._write(framed(*(data for data, _ in batch)))
         except Exception as exc:
             log.error("collector writer: a batch of %d requests was not stored: %s", len(batch), exc)
             for _, future in batch:
@@ -327,7 +327,7 @@ class GroupCommitWriter:
         try:
             pgconn.consume_input()
             _raise_on_error(await conn.wait(generators.fetch_many(pgconn)), pgconn)
-            await conn.wait(_send_rows(pgconn, framed(b"")))
+            await conn.wait(_send_rows(pgconn, framed()))
             _raise_on_error(await conn.wait(generators.fetch_many(pgconn)), pgconn)
         except psycopg.Error as exc:
             log.warning("collector writer: dropping an idle connection after: %s", exc)
