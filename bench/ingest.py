@@ -41,6 +41,7 @@ from psycopg.conninfo import make_conninfo
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from collector.writer import _COLUMNS as WRITER_COLUMNS  # noqa: E402
 from collector.writer import Sender, copy_rows, framed  # noqa: E402
 from sluice.migrations import apply  # noqa: E402
 
@@ -220,10 +221,7 @@ def raw_copy(url: str, duration_s: int, rows_per_copy: int = 10_000, *, binary: 
     if binary:
         rows = [(i, "bench", "pageview", now, now, "v", "s", payload) for i in ids]
         data = framed(copy_rows(rows, Sender(now, "0" * 32, "US", USER_AGENT)))
-        command = (
-            "copy sluice.events (event_id, site_id, event_type, occurred_at, client_timestamp, visitor_id,"
-            " session_id, payload, received_at, ip_hash, country, user_agent) from stdin (format binary)"
-        )
+        command = f"copy sluice.events ({WRITER_COLUMNS}) from stdin (format binary)"
     else:
         data = text_copy(
             [(i, "bench", "pageview", now, now, now, "v", "s", "0" * 32, "US", USER_AGENT, payload) for i in ids]

@@ -33,7 +33,7 @@ from sluice.settings import Settings
 
 log = logging.getLogger("sluice.collector")
 
-# One event's own columns of `events`: the first eight of _COLUMNS (validate.Event has this shape).
+# One event's own columns of `events`: the first eight of _COLUMN_TYPES (validate.Event has this shape).
 Row = tuple[
     uuid.UUID,  # event_id
     str,  # site_id
@@ -47,7 +47,7 @@ Row = tuple[
 
 
 class Sender(NamedTuple):
-    """The columns every event of one request shares: the last four of _COLUMNS."""
+    """The columns every event of one request shares: the last four of _COLUMN_TYPES."""
 
     received_at: datetime
     ip_hash: str | None
@@ -55,16 +55,24 @@ class Sender(NamedTuple):
     user_agent: str | None
 
 
-_COLUMNS = (
-    "event_id, site_id, event_type, occurred_at, client_timestamp, visitor_id, session_id, payload,"
-    " received_at, ip_hash, country, user_agent"
-)
-_TYPES = (
-    ["uuid", "text", "text", "timestamptz", "timestamptz", "text", "text", "jsonb"] + ["timestamptz"] + ["text"] * 3
-)
+_COLUMN_TYPES = {  # the fields of a COPY row, in order: a Row's, then a Sender's
+    "event_id": "uuid",
+    "site_id": "text",
+    "event_type": "text",
+    "occurred_at": "timestamptz",
+    "client_timestamp": "timestamptz",
+    "visitor_id": "text",
+    "session_id": "text",
+    "payload": "jsonb",
+    "received_at": "timestamptz",
+    "ip_hash": "text",
+    "country": "text",
+    "user_agent": "text",
+}
+_COLUMNS = ", ".join(_COLUMN_TYPES)
 _CREATE_STAGING = f"""
     create temporary table collector_staging (
-        {", ".join(f"{name} {type_}" for name, type_ in zip(_COLUMNS.split(", "), _TYPES, strict=True))}
+        {", ".join(f"{name} {type_}" for name, type_ in _COLUMN_TYPES.items())}
     ) on commit delete rows
 """
 _BINARY = "(format binary)"
@@ -107,13 +115,13 @@ _CHUNK = 128 * 1024  # libpq takes copy data in pieces this size without blockin
 _IDLE_S = 0.5  # an armed connection idle this long commits its empty COPY (an open transaction holds locks)
 
 
-# COPY's binary format: no text to parse on the server (the timestamps were a sixth of its time per
-# event) and nothing to escape here. A header, then per row a field count and each field as a
+# COPY's binary format: no text for the server to parse (the text format cost it ~1.5 us more per
+# event, ~17 %) and nothing to escape here. A header, then per row a field count and each field as a
 # length (-1 for null) and its bytes; timestamptz is microseconds since 2000-01-01 UTC; jsonb is a
 # version byte and the JSON text.
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
 _TRAILER = b"\xff\xff"
-_ROW_START = struct.pack("!hi", len(_TYPES), 16)  # field count, then the uuid's length
+_ROW_START = struct.pack("!hi", len(_COLUMN_TYPES), 16)  # field count, then the uuid's length
 _NULL = struct.pack("!i", -1)
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _length = struct.Struct("!i").pack
