@@ -19,7 +19,7 @@ import logging
 import struct
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import psycopg
@@ -80,19 +80,23 @@ _BINARY = "(format binary)"
 # insert: an id already in event_ids (a retried event, or one sent twice in the batch) fails it with
 # a unique violation. Sorted by id, so that concurrent writers (other workers) take index locks in one
 # order and cannot deadlock. `_if_assigned`: a transaction that copied no rows stays without an id,
-# finds nothing, and commits without a WAL flush.
+# finds nothing, and commits without a WAL flush. The received_at floor ($1, a day before the write
+# was prepared) leaves the day partitions the rows cannot be in unread: with a txid lookup in each
+# of ~100 partitions (90 days' retention) the claim cost ~0.7 ms per commit, with it ~0.1 ms.
 _PREPARE_CLAIM = b"""
-    prepare sluice_claim_ids as
+    prepare sluice_claim_ids(timestamptz) as
     insert into event_ids (event_id, received_at)
     select event_id, received_at from events
     where txid = pg_current_xact_id_if_assigned()
+      and received_at >= $1
     order by event_id
 """
+_CLAIM_WINDOW = timedelta(days=1)
 # Each write is ONE simple-protocol query, so one transaction costs two round trips (send it and get
 # COPY's go-ahead; send the rows and get every result) instead of five, each of which would wait its
 # turn behind the HTTP work queued on the event loop. The fast write's first round trip is taken
 # while the previous batch commits (see GroupCommitWriter).
-_FAST = f"begin; copy events ({_COLUMNS}) from stdin {_BINARY}; execute sluice_claim_ids; commit".encode()
+_FAST = f"begin; copy events ({_COLUMNS}) from stdin {_BINARY}; execute sluice_claim_ids('%s'); commit".encode()
 # The careful write, after the fast one met a claimed id: the rows go to the staging table, then the
 # first copy of each id that is new in event_ids moves into `events` (sorted by id, as above).
 _CAREFUL = f"""
@@ -189,10 +193,12 @@ class GroupCommitWriter:
         self._conninfo = conninfo(settings, "sluice-collector-writer")
         self._connect_timeout_s = connect_timeout_s
         self._partitions_ahead = settings.partitions_ahead_days
-        self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._pending: list[tuple[bytes, datetime, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
         self._conns: list[psycopg.AsyncConnection[Any] | None] = [None, None]
         self._armed: int | None = None  # the connection whose fast write waits for its rows
+        # per connection, the received_at floor its armed fast write claims from
+        self._claim_floors: list[datetime] = [_PG_EPOCH, _PG_EPOCH]
         self._turn = 0  # the connection the next write uses when none is armed
         self._partitions_day: date | None = None
         self._task: asyncio.Task[None] | None = None
@@ -220,7 +226,7 @@ class GroupCommitWriter:
         if self._stopping:
             raise WriteFailed("the collector is shutting down")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((copy_rows(rows, sender), future))
+        self._pending.append((copy_rows(rows, sender), sender.received_at, future))
         self._wakeup.set()
         await future
 
@@ -242,20 +248,20 @@ class GroupCommitWriter:
             batch, self._pending = self._pending, []
             await self._commit(batch)
 
-    async def _commit(self, batch: list[tuple[bytes, asyncio.Future[None]]]) -> None:
+    async def _commit(self, batch: list[tuple[bytes, datetime, asyncio.Future[None]]]) -> None:
         try:
-            await self._write(framed(*(data for data, _ in batch)))
+            await self._write(framed(*(data for data, _, _ in batch)), min(at for _, at, _ in batch))
         except Exception as exc:
             log.error("collector writer: a batch of %d requests was not stored: %s", len(batch), exc)
-            for _, future in batch:
+            for _, _, future in batch:
                 if not future.done():  # a request cancelled while waiting has nobody to tell
                     future.set_exception(WriteFailed(f"the events could not be stored: {type(exc).__name__}"))
         else:
-            for _, future in batch:
+            for _, _, future in batch:
                 if not future.done():
                     future.set_result(None)
 
-    async def _write(self, data: bytes) -> None:
+    async def _write(self, data: bytes, oldest: datetime) -> None:
         # One retry, on a fresh connection when the old one broke. Retrying is safe even if the
         # first COMMIT did land before the error: the ids are then in event_ids and nothing is stored twice.
         slot = self._armed if self._armed is not None else self._turn
@@ -264,8 +270,12 @@ class GroupCommitWriter:
             try:
                 conn = await self._connection(slot)
                 if not armed:
-                    await self._arm(conn)
-                if not await self._fast_write(conn, data, next_slot=1 - slot):
+                    await self._arm(conn, slot)
+                # A request stamped before the armed claim's floor (queued a day: never, short of
+                # the clock jumping back) would go unclaimed: the armed write then commits nothing.
+                claimable = oldest >= self._claim_floors[slot]
+                fast = await self._fast_write(conn, data if claimable else framed(), next_slot=1 - slot)
+                if not (fast and claimable):
                     self.careful_writes += 1
                     await self._careful_write(conn, data)
                 self._turn = 1 - slot
@@ -307,18 +317,20 @@ class GroupCommitWriter:
             await _rollback(conn)
             raise
 
-    async def _arm(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    async def _arm(self, conn: psycopg.AsyncConnection[Any], slot: int) -> None:
         """Sends the fast write's query; the rows follow once COPY's go-ahead is back."""
         await self._ensure_partitions(conn)
-        conn.pgconn.send_query(_FAST)
+        floor = datetime.now(UTC) - _CLAIM_WINDOW
+        conn.pgconn.send_query(_FAST % floor.isoformat().encode())
         await conn.wait(generators.send(conn.pgconn))
+        self._claim_floors[slot] = floor
 
     async def _arm_next(self, slot: int) -> None:
         """Best effort: if the other connection cannot be armed, the next write arms one itself."""
         if self._armed is not None:  # armed already, by the first attempt of a write being retried
             return
         try:
-            await self._arm(await self._connection(slot))
+            await self._arm(await self._connection(slot), slot)
         except psycopg.Error as exc:
             log.warning("collector writer: could not prepare the next write: %s", exc)
             await self._drop_connection(slot)

@@ -86,6 +86,29 @@ def test_an_id_stored_by_an_earlier_batch_sends_the_batch_to_the_careful_write(
     assert db.execute("select count(*) from event_ids").fetchone() == (2,)
 
 
+def test_a_request_stamped_before_the_claim_window_takes_the_careful_write_and_is_claimed(
+    settings: Settings, db: psycopg.Connection
+) -> None:
+    # The fast write claims ids from the partitions of the last day only; a request stamped earlier
+    # (it cannot have queued that long, but the clock can jump) must still have its id claimed.
+    event_id = uuid.uuid4()
+    old = Sender(datetime.now(UTC) - timedelta(days=2), None, None, None)
+    stamped_old: Row = (event_id, "s", "pageview", old.received_at, None, None, None, b"{}")
+
+    async def scenario() -> int:
+        writer = GroupCommitWriter(settings)
+        await writer.start()
+        await writer.write([row()], SENDER)  # arms the other connection with today's floor
+        await writer.write([stamped_old], old)
+        await writer.write([stamped_old], old)  # a retry
+        await writer.stop()
+        return writer.careful_writes
+
+    assert asyncio.run(scenario()) == 2
+    assert db.execute("select count(*) from events where event_id = %s", (event_id,)).fetchone() == (1,)
+    assert db.execute("select count(*) from event_ids where event_id = %s", (event_id,)).fetchone() == (1,)
+
+
 def test_an_id_twice_in_one_batch_is_stored_once(settings: Settings, db: psycopg.Connection) -> None:
     twice, other = uuid.uuid4(), uuid.uuid4()
 
