@@ -93,7 +93,7 @@ def collector_without_database() -> Starlette:
     The database is still used once per process, for the day's IP salt.
     """
     import collector.app
-    from collector.writer import GroupCommitWriter, Row, copy_lines
+    from collector.writer import GroupCommitWriter, Row, Sender, copy_rows
     from sluice.app import create_app
 
     class AckingWriter(GroupCommitWriter):
@@ -103,8 +103,8 @@ def collector_without_database() -> Starlette:
         async def stop(self) -> None:
             pass
 
-        async def write(self, rows: Sequence[Row]) -> None:
-            copy_lines(rows)  # the same per-event work as the real writer, minus the database
+        async def write(self, rows: Sequence[Row], sender: Sender) -> None:
+            copy_rows(rows, sender)  # the same per-event work as the real writer, minus the database
 
     collector.app.GroupCommitWriter = AckingWriter  # type: ignore[misc]
     return create_app()

@@ -1,10 +1,12 @@
-"""Database time per event of the collector's write against a plain COPY: where the batch ceiling is.
+"""Database time per event of the collector's writes against a plain COPY: where the batch ceiling is.
 
     .venv/bin/python bench/write_cost.py
 
-Times, in one session on a scratch database, transactions of 3,000 events: (1) the collector's
-write (COPY into the staging table, then the move through `event_ids` into `events`) and (2) a
-plain COPY into `events`, as reference (c) of bench/ingest.py does. Prints microseconds per event.
+Times, in one session on a scratch database, transactions of 3,000 events (median of 7): the
+collector's fast write (binary COPY into `events`, then the ids claimed in `event_ids`), its careful
+write (binary COPY into the staging table, then the move through `event_ids` into `events`), and a
+plain COPY into `events` in the binary format and in the text format of reference (c) of
+bench/ingest.py. Prints microseconds per event.
 """
 
 from __future__ import annotations
@@ -22,37 +24,47 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import EVENT, USER_AGENT, scratch_database
+from ingest import COLUMNS, EVENT, USER_AGENT, scratch_database, text_copy
 
-from collector.writer import _COLUMNS, _CREATE_STAGING, _WRITE, copy_lines
+from collector.writer import _CAREFUL, _COLUMNS, _CREATE_STAGING, _PREPARE_CLAIM, Sender, copy_rows, framed
 
 EVENTS = 3000
+CLAIM = b"execute sluice_claim_ids"
+MOVE = _CAREFUL.decode().split("(format binary);", 1)[1].rsplit("commit", 1)[0].encode()
+BINARY = f"({_COLUMNS}) from stdin (format binary)"
+WRITES = {  # name: (COPY command, what follows it in the same transaction)
+    "fast write (COPY + claim ids)": (f"copy events {BINARY}", CLAIM),
+    "careful write (staging + move)": (f"copy collector_staging {BINARY}", MOVE),
+    "plain binary COPY into events": (f"copy events {BINARY}", None),
+    "plain text COPY, as (c)": (f"copy events ({COLUMNS}) from stdin", None),
+}
 
 
 def main() -> None:
     url = scratch_database()
-    move = _WRITE.decode().split("from stdin;", 1)[1].rsplit("commit", 1)[0]
     payload = orjson.dumps(EVENT)
     with psycopg.connect(url, autocommit=True, options="-c search_path=sluice") as conn:
         conn.execute(_CREATE_STAGING)
-        for name in ("collector write (staging + move)", "plain COPY into events"):
+        conn.execute(_PREPARE_CLAIM)
+        for name, (command, then) in WRITES.items():
             per_event = []
             for _ in range(7):
                 now = datetime.now(UTC)
-                rows = [
-                    (uuid.uuid4(), "bench", "pageview", now, now, now, "v", "s", "0" * 32, "US", USER_AGENT, payload)
-                    for _ in range(EVENTS)
-                ]
-                data = copy_lines(rows)
-                target = "collector_staging" if name.startswith("collector") else "events"
+                ids = [uuid.uuid4() for _ in range(EVENTS)]
+                if "text" in name:
+                    sender = ("0" * 32, "US", USER_AGENT)
+                    data = text_copy([(i, "bench", "pageview", now, now, now, "v", "s", *sender, payload) for i in ids])
+                else:
+                    rows = [(i, "bench", "pageview", now, now, "v", "s", payload) for i in ids]
+                    data = framed(copy_rows(rows, Sender(now, "0" * 32, "US", USER_AGENT)))
                 started = time.perf_counter()
                 with conn.transaction():
-                    with conn.cursor().copy(f"copy {target} ({_COLUMNS}) from stdin") as copy:
+                    with conn.cursor().copy(command) as copy:
                         copy.write(data)
-                    if target == "collector_staging":
-                        conn.execute(move.encode())
+                    if then is not None:
+                        conn.execute(then)
                 per_event.append((time.perf_counter() - started) / EVENTS * 1e6)
-            print(f"{name:<34} {statistics.median(per_event):5.1f} us/event (median of 7)")
+            print(f"{name:<32} {statistics.median(per_event):5.1f} us/event (median of 7)")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from collector.body import check_content_type, read_body
 from collector.client_ip import Origins
 from collector.rejections import Rejection
 from collector.validate import Batch, parse_body, parse_sent_at, to_event
-from collector.writer import GroupCommitWriter, Row, WriteFailed
+from collector.writer import GroupCommitWriter, Sender, WriteFailed
 from sluice.http import JSONResponse
 from sluice.settings import Settings
 
@@ -169,24 +169,7 @@ async def _ingest(
         client = scope.get("client")
         peer = client[0] if client else None
         hashed, country = await collector.origins.resolve(peer, headers, received_at.date())
-        rows: list[Row] = [
-            (
-                e.event_id,
-                e.site_id,
-                e.event_type,
-                e.occurred_at,
-                e.client_timestamp,
-                received_at,
-                e.visitor_id,
-                e.session_id,
-                hashed,
-                country,
-                user_agent,
-                e.payload,
-            )
-            for e in events
-        ]
-        await collector.writer.write(rows)
+        await collector.writer.write(events, Sender(received_at, hashed, country, user_agent))
     except (WriteFailed, psycopg.Error) as exc:
         # The writer has logged its failure; the salt lookup has not. Clients learn only to retry.
         if not isinstance(exc, WriteFailed):

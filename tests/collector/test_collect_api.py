@@ -299,13 +299,14 @@ def test_text_that_copy_treats_specially_is_stored_exactly(client: TestClient, d
     assert row.fetchone() == (odd, "\\N", "UA\\with\\backslashes", sent)
 
 
-def test_the_writer_reconnects_when_its_connection_is_killed(client: TestClient, db: psycopg.Connection) -> None:
+def test_the_writer_reconnects_when_its_connections_are_killed(client: TestClient, db: psycopg.Connection) -> None:
     assert post(client, event()).status_code == 202
+    # Both of its connections: the one that wrote, and the one armed for the next write.
     killed = db.execute(
         """select pg_terminate_backend(pid) from pg_stat_activity
            where application_name = 'sluice-collector-writer' and datname = current_database()"""
     ).fetchall()
-    assert killed == [(True,)]
+    assert killed == [(True,), (True,)]
     assert post(client, event()).status_code == 202
     assert db.execute("select count(*) from events").fetchone() == (2,)
 

@@ -101,6 +101,37 @@ def test_a_client_event_id_is_kept() -> None:
     assert check({"eventType": "x", "siteId": "s", "eventId": str(event_id)}).event_id == event_id
 
 
+def test_made_event_ids_are_random_version_4_uuids() -> None:
+    made = [check({"eventType": "x", "siteId": "s"}).event_id for _ in range(1000)]
+    assert len(set(made)) == 1000
+    for event_id in made:
+        assert (event_id.version, event_id.variant) == (4, uuid.RFC_4122)
+        assert uuid.UUID(str(event_id)) == event_id
+        assert hash(uuid.UUID(str(event_id))) == hash(event_id)
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        "5B0C8A8E-7F4E-4C1E-9D7A-2F1E0C7B9A11",
+        "{5b0c8a8e-7f4e-4c1e-9d7a-2f1e0c7b9a11}",
+        "urn:uuid:5b0c8a8e-7f4e-4c1e-9d7a-2f1e0c7b9a11",
+        "5b0c8a8e7f4e4c1e9d7a2f1e0c7b9a11",
+        "5b0c8a8e-7f4e-4c1e-9d7a-2f1e0c7b9a1",
+        "5b0c8a8e-7f4e-4c1e-9d7a-2f1e0c7b9a1g",
+        "{}",
+        "",
+    ],
+)
+def test_a_client_event_id_is_read_as_uuid_reads_it(sent: str) -> None:
+    try:
+        expected: uuid.UUID | str = uuid.UUID(sent)
+    except ValueError:
+        expected = "invalid_value"
+    raw = {"eventType": "x", "siteId": "s", "eventId": sent}
+    assert (check(raw).event_id if isinstance(expected, uuid.UUID) else rejection(raw).reason) == expected
+
+
 def test_timestamp_is_corrected_by_the_clients_skew() -> None:
     # The client's clock is an hour behind: it said sentAt 11:00 when the server read 12:00.
     event = check({"eventType": "x", "siteId": "s", "timestamp": "2026-05-04T10:59:50Z"}, skew=timedelta(hours=1))
