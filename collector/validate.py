@@ -163,10 +163,13 @@ _VERSION_BITS = ~(0xF000 << 64 | 0xC000 << 48)  # clears the version and variant
 _VERSION_4 = 4 << 76 | 0x8000 << 48  # version 4, RFC 4122 variant
 
 
+_UNKNOWN_SAFETY = uuid.SafeUUID.unknown  # an enum member read through the class costs a property call
+
+
 def _uuid(value: int) -> uuid.UUID:
     made = object.__new__(uuid.UUID)
     object.__setattr__(made, "int", value)
-    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    object.__setattr__(made, "is_safe", _UNKNOWN_SAFETY)
     return made
 
 
