@@ -15,7 +15,7 @@ import statistics
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -26,10 +26,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest import COLUMNS, EVENT, USER_AGENT, scratch_database, text_copy
 
-from collector.writer import _CAREFUL, _COLUMNS, _CREATE_STAGING, _PREPARE_CLAIM, Sender, copy_rows, framed
+from collector.writer import (
+    _CAREFUL,
+    _CLAIM_WINDOW,
+    _COLUMNS,
+    _CREATE_STAGING,
+    _PREPARE_CLAIM,
+    Sender,
+    copy_rows,
+    framed,
+)
 
 EVENTS = 3000
-CLAIM = f"execute sluice_claim_ids('{(datetime.now(UTC) - timedelta(days=1)).isoformat()}')".encode()  # as armed
+CLAIM = f"execute sluice_claim_ids('{(datetime.now(UTC) - _CLAIM_WINDOW).isoformat()}')".encode()  # as armed
 MOVE = _CAREFUL.decode().split("(format binary);", 1)[1].rsplit("commit", 1)[0].encode()
 BINARY = f"({_COLUMNS}) from stdin (format binary)"
 WRITES = {  # name: (COPY command, what follows it in the same transaction)
