@@ -30,7 +30,7 @@ class Context:
 
     single_day: bool = False  # daily tables for one given date, not for the days a batch touched
     rebuild: bool = False  # the batch is the whole log, loaded into emptied tables
-    # a rebuild's first attempt: no duplicate event_id check, the reloaded key constraints prove it
+    # a run's first attempt: no duplicate event_id check, stg_events' primary key proves it
     assume_unique_ids: bool = False
 
 

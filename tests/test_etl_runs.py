@@ -209,12 +209,19 @@ def test_a_duplicate_event_id_in_the_log_counts_once_and_later_runs_go_on(
     first = event(at_="2026-03-01 10:00", url="https://ex.com/first")
     same_batch_copy = event(at_="2026-03-01 10:00", received="2026-03-01 10:00:05", url="https://ex.com/copy")
     insert(db, [first, {**same_batch_copy, "event_id": first["event_id"]}])
-    assert pipeline.run(settings).events_processed == 1
+    result = pipeline.run(settings)
+    assert result.events_processed == 1
+    # found by stg_events' key in the run's first attempt, which went again with the check
+    assert pipeline.RETRIED_WITH_ID_CHECK in result.step_seconds
     later_copy = event(at_="2026-03-01 10:00", received="2026-03-01 10:02", url="https://ex.com/later")
     insert(db, [{**later_copy, "event_id": first["event_id"]}, event(at_="2026-03-01 10:01", url="https://ex.com/b")])
-    assert pipeline.run(settings).events_processed == 1  # the new event; the copy is left out
+    result = pipeline.run(settings)
+    assert result.events_processed == 1  # the new event; the copy is left out
+    assert pipeline.RETRIED_WITH_ID_CHECK in result.step_seconds
     insert(db, [event(at_="2026-03-01 10:03", url="https://ex.com/c")])
-    assert pipeline.run(settings).status == "succeeded"
+    result = pipeline.run(settings)
+    assert result.status == "succeeded"
+    assert pipeline.RETRIED_WITH_ID_CHECK not in result.step_seconds
     assert rows(db, "select path from stg_events where event_id = %s", (first["event_id"],)) == [{"path": "/first"}]
     assert rows(db, "select sum(event_count) as n from sessions") == [{"n": 3}]
     incremental = snapshot(db)
