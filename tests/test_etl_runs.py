@@ -242,6 +242,60 @@ def test_a_touched_day_without_breakdown_rows_is_recounted_whole(db: psycopg.Con
     assert rows(db, query) == after_run
 
 
+def test_daily_rows_move_with_their_sessions_and_go_when_a_day_is_left_without_one(
+    db: psycopg.Connection, settings: Settings
+) -> None:
+    insert(db, [event(at_="2026-03-01 10:00", session="s1"), event(at_="2026-03-01 11:00", visitor="v2")])
+    pipeline.run(settings)
+    insert(db, [event(at_="2026-03-01 10:10", session="s1"), event(at_="2026-03-01 11:05", visitor="v2")])
+    pipeline.run(settings)
+    assert rows(db, "select day, pageviews, visitors, sessions, bounces, bounce_rate from daily_metrics") == [
+        {"day": date(2026, 3, 1), "pageviews": 4, "visitors": 2, "sessions": 2, "bounces": 0, "bounce_rate": 0}
+    ]
+    # a crawler's event in the client session s1 makes it a bot session; v2's goes the same way
+    crawler = "Googlebot/2.1"
+    insert(db, [event(at_="2026-03-01 10:20", session="s1", user_agent=crawler)])
+    pipeline.run(settings)
+    assert rows(db, "select visitors, sessions, pageviews from daily_metrics") == [
+        {"visitors": 1, "sessions": 1, "pageviews": 2}
+    ]
+    insert(db, [event(at_="2026-03-01 11:10", visitor="v2", user_agent=crawler)])
+    pipeline.run(settings)
+    assert rows(db, "select * from daily_metrics") == []
+    assert rows(db, "select * from daily_breakdown") == []
+    incremental = snapshot(db)
+    pipeline.run(settings, "rebuild")
+    assert snapshot(db) == incremental
+
+
+def test_hourly_click_rows_move_with_their_clicks_and_keep_visitors_with_other_clicks(
+    db: psycopg.Connection, settings: Settings
+) -> None:
+    def click(at_: str, session: str, target: str = "https://out.org/") -> dict[str, Any]:
+        return event("click", at_=at_, session=session, target=target)
+
+    hourly = "select target_url, clicks, visitors from hourly_click_counts order by target_url"
+    # v1 clicks the same target in two sessions of one hour, then another target
+    insert(db, [click("2026-03-01 10:05", "s1"), click("2026-03-01 10:40", "s2")])
+    pipeline.run(settings)
+    insert(db, [click("2026-03-01 10:41", "s2", target="https://else.org/")])
+    pipeline.run(settings)
+    assert rows(db, hourly) == [
+        {"target_url": "https://else.org/", "clicks": 1, "visitors": 1},
+        {"target_url": "https://out.org/", "clicks": 2, "visitors": 1},
+    ]
+    # s2 turns out a crawler's: its clicks go; v1 still clicked out.org in s1
+    insert(db, [event(at_="2026-03-01 10:42", session="s2", user_agent="Googlebot/2.1")])
+    pipeline.run(settings)
+    assert rows(db, hourly) == [{"target_url": "https://out.org/", "clicks": 1, "visitors": 1}]
+    insert(db, [event(at_="2026-03-01 10:06", session="s1", user_agent="Googlebot/2.1")])
+    pipeline.run(settings)
+    assert rows(db, hourly) == []
+    incremental = snapshot(db)
+    pipeline.run(settings, "rebuild")
+    assert snapshot(db) == incremental
+
+
 def test_cleanup_drops_old_raw_partitions_and_old_daily_rows_only(db: psycopg.Connection, settings: Settings) -> None:
     today = datetime.now(UTC).date()
     old_day = today - timedelta(days=100)
