@@ -1,11 +1,14 @@
 """Ingestion benchmark: events/s and latency of `/collect`, beside the references that bound it.
 
-    .venv/bin/python bench/ingest.py [--duration 10] [--workers 1 2]
+    .venv/bin/python bench/ingest.py [--duration 10] [--workers 1 2] [--rounds 1]
 
 Starts each server in its own process group on 127.0.0.1 against a scratch database
 (`sluice_bench_ingest` on the PostgreSQL at PGHOST/PGPORT, default 127.0.0.1:5432), drives it with
 wrk from another process for a fixed time, and prints a table and the ratios the issue sets targets
-for. The servers, all run by uvicorn with the same options:
+for. With --rounds N, (a), (a') and sluice single run N times in turn and the single-event ratios
+are the medians of each round's: on a machine whose speed drifts over minutes, a ratio of runs made
+back to back is steadier than one of runs made minutes apart. The servers, all run by uvicorn with
+the same options:
 
   sluice       the collector (sluice.app:create_app), group commit to PostgreSQL
   (a)          a bare Starlette endpoint: read, parse, answer 202; the HTTP ceiling
@@ -238,10 +241,20 @@ def raw_copy(url: str, duration_s: int, rows_per_copy: int = 10_000, *, binary: 
         return rows_done / (time.perf_counter() - started)
 
 
+def per_round(sluice: list[Result], references: list[Result]) -> str:
+    """The median of each round's ratio, and the rounds' ratios when there are several."""
+    each = [s.events_per_s / r.events_per_s for s, r in zip(sluice, references, strict=True)]
+    rounds = f"  (rounds: {', '.join(f'{x:.2f}' for x in each)})" if len(each) > 1 else ""
+    return f"{statistics.median(each):.2f}{rounds}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts (default 1 2)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs of (a), (a') and sluice single, in turn (default 1)"
+    )
     args = parser.parse_args()
 
     wrk = ensure_wrk()
@@ -255,7 +268,7 @@ def main() -> None:
 
     results: list[Result] = []
 
-    def run(name: str, app: str, workers: int, connections: int, script: Path, per_request: int) -> Result:
+    def run(name: str, app: str, workers: int, connections: int, script: Path, per_request: int = 1) -> Result:
         truncate(url)
         background = background_cpu()
         server = Server(app, workers, url)
@@ -276,18 +289,27 @@ def main() -> None:
     ratios: list[str] = []
     for workers in args.workers:
         connections = 64 if workers == 1 else 128 * workers
-        a = run("(a) bare Starlette, single", "reference_apps:no_database", workers, connections, single, 1)
-        a2 = run("(a') collector, no DB", "reference_apps:collector_without_database", workers, connections, single, 1)
-        s = run("sluice single", "sluice.app:create_app", workers, connections, single, 1)
-        if s.errors == 0:
-            assert stored(url) >= s.requests_per_s * args.duration * 0.9, "acknowledged events are missing"
-        b = run("(b) insert per request", "reference_apps:insert_per_request", workers, connections, single, 1)
+        a_runs: list[Result] = []
+        a2_runs: list[Result] = []
+        s_runs: list[Result] = []
+        for _ in range(args.rounds):
+            a_runs.append(run("(a) bare Starlette, single", "reference_apps:no_database", workers, connections, single))
+            a2_runs.append(
+                run("(a') collector, no DB", "reference_apps:collector_without_database", workers, connections, single)
+            )
+            s = run("sluice single", "sluice.app:create_app", workers, connections, single)
+            if s.errors == 0:
+                assert stored(url) >= s.requests_per_s * args.duration * 0.9, "acknowledged events are missing"
+            s_runs.append(s)
+        b = run("(b) insert per request", "reference_apps:insert_per_request", workers, connections, single)
         sb = run("sluice batch-100", "sluice.app:create_app", workers, 8 * workers, batch, 100)
+
+        s_p99 = statistics.median(s.p99_ms for s in s_runs)
+        s_eps = statistics.median(s.events_per_s for s in s_runs)
         ratios += [
-            f"w={workers}: single / (a)  = {s.events_per_s / a.events_per_s:.2f}   (target >= 0.7, p99 < 50 ms:"
-            f" {s.p99_ms:.1f} ms)",
-            f"w={workers}: single / (a') = {s.events_per_s / a2.events_per_s:.2f}",
-            f"w={workers}: single / (b)  = {s.events_per_s / b.events_per_s:.2f}",
+            f"w={workers}: single / (a)  = {per_round(s_runs, a_runs)}   (target >= 0.7, p99 < 50 ms: {s_p99:.1f} ms)",
+            f"w={workers}: single / (a') = {per_round(s_runs, a2_runs)}",
+            f"w={workers}: single / (b)  = {s_eps / b.events_per_s:.2f}",
             f"w={workers}: batch-100 events/s = {sb.events_per_s:.0f}",
         ]
 
