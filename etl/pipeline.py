@@ -167,12 +167,17 @@ def _tune(conn: psycopg.Connection, settings: Settings) -> None:
     by reading the whole of `sessions` and `clicks`, which grow with history (~0.15 s of a
     10,000-event run at 150,000 sessions); at 1.1 it reads them through their (site, day) and
     (site, time) indexes.
+
+    synchronous_commit off: the run's commit does not wait for its WAL to reach the disk. A crash in
+    the next moment can lose the whole run, never part of it (its tables and its watermark are one
+    transaction), and the next run does it again from the raw log, whose commits stay synchronous.
     """
     conn.execute(
         """select set_config('work_mem', %(mem)s, true), set_config('temp_buffers', %(mem)s, true),
                   set_config('maintenance_work_mem', %(mem)s, true), set_config('jit', 'off', true),
                   set_config('default_statistics_target', '10', true),
-                  set_config('random_page_cost', '1.1', true)""",
+                  set_config('random_page_cost', '1.1', true),
+                  set_config('synchronous_commit', 'off', true)""",
         {"mem": settings.etl_work_mem},
     )
 
