@@ -110,6 +110,12 @@ class Visitor:
         self.country = rng.choice(COUNTRIES)
 
 
+def event_id(rng: random.Random, at: datetime) -> str:
+    """A UUID version 7 of the event's time, as the tracker makes them (tracker/sluice.js)."""
+    made = int(at.timestamp() * 1000) << 80 | rng.getrandbits(80)
+    return str(uuid.UUID(int=made & ~(0xF000 << 64 | 0xC000 << 48) | 7 << 76 | 0x8000 << 48))
+
+
 def stream(
     rng: random.Random,
     n_events: int,
@@ -138,7 +144,7 @@ def stream(
             body: dict[str, Any] = {
                 "eventType": kind,
                 "siteId": v.site,
-                "eventId": str(uuid.UUID(int=rng.getrandbits(128))),
+                "eventId": event_id(rng, t),
                 "timestamp": t.isoformat(),
                 "url": url,
                 "path": path,

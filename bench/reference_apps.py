@@ -45,6 +45,8 @@ def no_database() -> Starlette:
 
 
 def insert_per_request() -> Starlette:
+    from collector.validate import new_event_id
+
     pool = AsyncConnectionPool(
         os.environ["DATABASE_URL"] + " options='-c search_path=sluice'",
         min_size=20,
@@ -62,7 +64,7 @@ def insert_per_request() -> Starlette:
     async def collect(request: Request) -> Response:
         received_at = datetime.now(UTC)
         events = _events(orjson.loads(await request.body()))
-        ids = [uuid.uuid4() for _ in events]
+        ids = [new_event_id() for _ in events]  # as the collector makes them
         async with pool.connection() as conn, conn.transaction():
             for event_id, event in zip(ids, events, strict=True):
                 await conn.execute(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest import COLUMNS, EVENT, USER_AGENT, scratch_database, text_copy
 
+from collector.validate import new_event_id
 from collector.writer import (
     _CAREFUL,
     _CLAIM_WINDOW,
@@ -59,7 +59,7 @@ def main() -> None:
             per_event = []
             for _ in range(7):
                 now = datetime.now(UTC)
-                ids = [uuid.uuid4() for _ in range(EVENTS)]
+                ids = [new_event_id() for _ in range(EVENTS)]  # as the collector makes them
                 if "text" in name:
                     sender = ("0" * 32, "US", USER_AGENT)
                     data = text_copy([(i, "bench", "pageview", now, now, now, "v", "s", *sender, payload) for i in ids])

@@ -7,6 +7,7 @@ Known fields are type-checked; unknown ones are kept, untouched, in the payload.
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -140,11 +141,20 @@ def _optional(raw: dict[str, Any], name: str, kind: type, described: str, prefix
         raise Rejection("wrong_type", f"{prefix}{name} must be {described}, not {_kind(value)}", field=prefix + name)
 
 
+def new_event_id() -> uuid.UUID:
+    """The id of an event sent without one: a UUID version 7 (RFC 9562), the time in milliseconds
+    then random bits. The ids of an hour sit side by side in event_ids' and stg_events' primary
+    keys, so a batch's inserts touch a few index pages at the right edge instead of one random page
+    each (and, after a checkpoint, write a full page image of each to the WAL). Random, not
+    secret: Mersenne Twister bits (reseeded per process, even after fork) cost half of uuid4's
+    system call."""
+    made = time.time_ns() // 1_000_000 << 80 | random.getrandbits(80)
+    return _uuid(made & _VERSION_BITS | _VERSION_7)
+
+
 def _event_id(value: Any) -> uuid.UUID:
     if value is None:
-        # Random, not secret: Mersenne Twister bits (reseeded per process, even after fork) cost half
-        # of uuid4's system call.
-        return _uuid(random.getrandbits(128) & _VERSION_BITS | _VERSION_4)
+        return new_event_id()
     if not isinstance(value, str):
         raise Rejection("wrong_type", f"eventId must be a UUID string, not {_kind(value)}", field="eventId")
     # What uuid.UUID(value) accepts ({...}, urn:uuid:, with or without hyphens, any case).
@@ -160,7 +170,7 @@ def _event_id(value: Any) -> uuid.UUID:
 # uuid.UUID's constructor checks its many keyword forms first: twice the cost of the whole rest of an
 # event id. This sets the same two slots it sets, the way it sets them (UUID refuses __setattr__).
 _VERSION_BITS = ~(0xF000 << 64 | 0xC000 << 48)  # clears the version and variant bits
-_VERSION_4 = 4 << 76 | 0x8000 << 48  # version 4, RFC 4122 variant
+_VERSION_7 = 7 << 76 | 0x8000 << 48  # version 7, RFC 9562 (RFC 4122) variant
 
 
 _UNKNOWN_SAFETY = uuid.SafeUUID.unknown  # an enum member read through the class costs a property call

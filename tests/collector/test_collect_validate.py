@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -90,7 +91,7 @@ def test_an_event_keeps_unknown_fields_and_gets_an_id() -> None:
     raw = {"eventType": "click", "siteId": "s", "visitorId": "v", "extra": {"deep": [1, None]}, "sessionId": None}
     event = check(raw)
     assert orjson.loads(event.payload) == raw
-    assert event.event_id.version == 4
+    assert event.event_id.version == 7
     assert (event.site_id, event.event_type, event.visitor_id, event.session_id) == ("s", "click", "v", None)
     assert event.occurred_at == NOW
     assert event.client_timestamp is None
@@ -101,11 +102,14 @@ def test_a_client_event_id_is_kept() -> None:
     assert check({"eventType": "x", "siteId": "s", "eventId": str(event_id)}).event_id == event_id
 
 
-def test_made_event_ids_are_random_version_4_uuids() -> None:
+def test_made_event_ids_are_version_7_uuids_in_time_order() -> None:
+    before = time.time_ns() // 1_000_000
     made = [check({"eventType": "x", "siteId": "s"}).event_id for _ in range(1000)]
+    after = time.time_ns() // 1_000_000
     assert len(set(made)) == 1000
     for event_id in made:
-        assert (event_id.version, event_id.variant) == (4, uuid.RFC_4122)
+        assert (event_id.version, event_id.variant) == (7, uuid.RFC_4122)
+        assert before <= event_id.int >> 80 <= after  # the milliseconds they were made in
         assert uuid.UUID(str(event_id)) == event_id
         assert hash(uuid.UUID(str(event_id))) == hash(event_id)
 

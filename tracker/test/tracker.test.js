@@ -4,6 +4,7 @@ const assert = require('node:assert/strict')
 const { load, link, Storage, SOURCE } = require('../test-support/fake-window.js')
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
+const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 const MINUTE = 60 * 1000
 
 test.describe('page views', () => {
@@ -22,7 +23,9 @@ test.describe('page views', () => {
     assert.equal(body.sentAt, '2026-01-15T12:00:00.000Z')
     assert.equal(body.events.length, 1)
     const event = body.events[0]
-    assert.match(event.eventId, UUID)
+    assert.match(event.eventId, UUID_V7)
+    // version 7: the event's time in milliseconds, then random bits
+    assert.equal(parseInt(event.eventId.replace(/-/g, '').slice(0, 12), 16), Date.parse(body.sentAt))
     assert.match(event.visitorId, UUID)
     assert.match(event.sessionId, UUID)
     assert.deepEqual(
@@ -446,14 +449,16 @@ test.describe('identity', () => {
     assert.equal(custom.sessionId, view.sessionId)
   })
 
-  test('event ids are unique UUIDs, even where crypto.randomUUID is missing (plain http)', () => {
-    const page = load()
-    page.window.crypto = { getRandomValues: (b) => globalThis.crypto.getRandomValues(b) }
-    for (let i = 0; i < 20; i++) page.window.sluice.track('e')
-    page.tick()
-    const ids = page.events().map((e) => e.eventId)
-    for (const id of ids) assert.match(id, UUID)
-    assert.equal(new Set(ids).size, 21)
+  test('event ids are unique version 7 UUIDs, with crypto.getRandomValues or, without it, Math.random', () => {
+    for (const crypto of [{ getRandomValues: (b) => globalThis.crypto.getRandomValues(b) }, undefined]) {
+      const page = load()
+      page.window.crypto = crypto
+      for (let i = 0; i < 20; i++) page.window.sluice.track('e')
+      page.tick()
+      const ids = page.events().map((e) => e.eventId)
+      for (const id of ids) assert.match(id, UUID_V7)
+      assert.equal(new Set(ids).size, 21)
+    }
   })
 })
 
