@@ -34,6 +34,13 @@ def snapshot(db: psycopg.Connection) -> dict[str, list[dict[str, Any]]]:
     return {table: rows(db, f"select * from {table} order by {key}") for table, key in DERIVED.items()}
 
 
+def assert_a_rebuild_gives_the_same_tables(db: psycopg.Connection, settings: Settings) -> None:
+    """The tables as incremental runs left them equal a full rebuild's."""
+    incremental = snapshot(db)
+    pipeline.run(settings, "rebuild")
+    assert snapshot(db) == incremental
+
+
 def test_running_twice_adds_nothing(db: psycopg.Connection, settings: Settings) -> None:
     insert(db, [event(at_="2026-03-01 10:00"), event("click", at_="2026-03-01 10:01", target="https://x.org/")])
     first = pipeline.run(settings)
@@ -198,9 +205,7 @@ def test_incremental_runs_equal_a_rebuild(
         if hi > lo:
             insert(db, events[lo:hi])
         pipeline.run(settings)
-    incremental = snapshot(db)
-    pipeline.run(settings, "rebuild")
-    assert snapshot(db) == incremental
+    assert_a_rebuild_gives_the_same_tables(db, settings)
 
 
 def test_a_duplicate_event_id_in_the_log_counts_once_and_later_runs_go_on(
@@ -224,9 +229,7 @@ def test_a_duplicate_event_id_in_the_log_counts_once_and_later_runs_go_on(
     assert pipeline.RETRIED_WITH_ID_CHECK not in result.step_seconds
     assert rows(db, "select path from stg_events where event_id = %s", (first["event_id"],)) == [{"path": "/first"}]
     assert rows(db, "select sum(event_count) as n from sessions") == [{"n": 3}]
-    incremental = snapshot(db)
-    pipeline.run(settings, "rebuild")
-    assert snapshot(db) == incremental
+    assert_a_rebuild_gives_the_same_tables(db, settings)
 
 
 def test_a_touched_day_without_breakdown_rows_is_recounted_whole(db: psycopg.Connection, settings: Settings) -> None:
@@ -263,9 +266,7 @@ def test_daily_rows_move_with_their_sessions_and_go_when_a_day_is_left_without_o
     pipeline.run(settings)
     assert rows(db, "select * from daily_metrics") == []
     assert rows(db, "select * from daily_breakdown") == []
-    incremental = snapshot(db)
-    pipeline.run(settings, "rebuild")
-    assert snapshot(db) == incremental
+    assert_a_rebuild_gives_the_same_tables(db, settings)
 
 
 def test_hourly_click_rows_move_with_their_clicks_and_keep_visitors_with_other_clicks(
@@ -291,9 +292,7 @@ def test_hourly_click_rows_move_with_their_clicks_and_keep_visitors_with_other_c
     insert(db, [event(at_="2026-03-01 10:06", session="s1", user_agent="Googlebot/2.1")])
     pipeline.run(settings)
     assert rows(db, hourly) == []
-    incremental = snapshot(db)
-    pipeline.run(settings, "rebuild")
-    assert snapshot(db) == incremental
+    assert_a_rebuild_gives_the_same_tables(db, settings)
 
 
 def test_cleanup_drops_old_raw_partitions_and_old_daily_rows_only(db: psycopg.Connection, settings: Settings) -> None:
