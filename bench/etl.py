@@ -27,6 +27,7 @@ from psycopg.conninfo import make_conninfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from collector.validate import uuid7
 from etl import pipeline
 from sluice.db import connect
 from sluice.migrations import apply
@@ -112,8 +113,7 @@ class Visitor:
 
 def event_id(rng: random.Random, at: datetime) -> str:
     """A UUID version 7 of the event's time, as the tracker makes them (tracker/sluice.js)."""
-    made = int(at.timestamp() * 1000) << 80 | rng.getrandbits(80)
-    return str(uuid.UUID(int=made & ~(0xF000 << 64 | 0xC000 << 48) | 7 << 76 | 0x8000 << 48))
+    return str(uuid7(int(at.timestamp() * 1000), rng.getrandbits(80)))
 
 
 def stream(

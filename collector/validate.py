@@ -148,8 +148,13 @@ def new_event_id() -> uuid.UUID:
     each (and, after a checkpoint, write a full page image of each to the WAL). Random, not
     secret: Mersenne Twister bits (reseeded per process, even after fork) cost half of uuid4's
     system call."""
-    made = time.time_ns() // 1_000_000 << 80 | random.getrandbits(80)
-    return _uuid(made & _VERSION_BITS | _VERSION_7)
+    return uuid7(time.time_ns() // 1_000_000, random.getrandbits(80))
+
+
+def uuid7(ms: int, random_bits: int) -> uuid.UUID:
+    """A UUID version 7 (RFC 9562): `ms`, Unix time in milliseconds, in the first 48 bits, then
+    `random_bits` (80 bits, of which the version and variant take 6)."""
+    return _uuid((ms << 80 | random_bits) & _VERSION_BITS | _VERSION_7)
 
 
 def _event_id(value: Any) -> uuid.UUID:
