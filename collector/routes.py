@@ -146,13 +146,14 @@ async def _ingest(
     """The answer; for a POST's `202`, only its JSON body (`collect_post` sends it)."""
     collector = _collector(scope)
     skew = received_at - batch.sent_at if batch.sent_at is not None else _NO_SKEW
-    max_future = collector.max_future
+    believed_until = received_at + collector.max_future
+    may_hold_nul = batch.may_hold_nul
 
     events = []
     rejected: list[Rejection] = []
     for index, raw in enumerate(batch.events):
         try:
-            events.append(to_event(raw, received_at, skew, max_future))
+            events.append(to_event(raw, received_at, skew, believed_until, may_hold_nul=may_hold_nul))
         except Rejection as rejection:
             rejected.append(rejection if batch.single else rejection.at(index))
     if not events:

@@ -43,6 +43,10 @@ class Batch(NamedTuple):
     events: list[Any]  # the raw decoded events, not yet checked
     sent_at: datetime | None
     single: bool  # one bare event object: its errors carry no batch index
+    # False when no string in the events can hold U+0000: JSON writes that character only as the
+    # escape \u0000, so a body without it spares each event its own search (a query string may
+    # hold one as %00, so the pixel's events keep the default)
+    may_hold_nul: bool = True
 
 
 def parse_body(body: bytes) -> Batch:
@@ -50,25 +54,26 @@ def parse_body(body: bytes) -> Batch:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise Rejection("malformed_json", f"the body is not valid JSON: {exc}") from None
+    may_hold_nul = b"\\u0000" in body
     if isinstance(doc, list):
-        return _batch(doc, None, single=False)
+        return _batch(doc, None, single=False, may_hold_nul=may_hold_nul)
     if not isinstance(doc, dict):
         raise Rejection("malformed_json", f"the body must be an event object or an array of events, not {_kind(doc)}")
     if "events" in doc:
         events = doc["events"]
         if not isinstance(events, list):
             raise Rejection("wrong_type", f"'events' must be an array, not {_kind(events)}", field="events")
-        return _batch(events, parse_sent_at(doc.get("sentAt")), single=False)
+        return _batch(events, parse_sent_at(doc.get("sentAt")), single=False, may_hold_nul=may_hold_nul)
     # A single event may carry its own sentAt: it is a batch of one.
-    return _batch([doc], parse_sent_at(doc.get("sentAt")), single=True)
+    return _batch([doc], parse_sent_at(doc.get("sentAt")), single=True, may_hold_nul=may_hold_nul)
 
 
-def _batch(events: list[Any], sent_at: datetime | None, *, single: bool) -> Batch:
+def _batch(events: list[Any], sent_at: datetime | None, *, single: bool, may_hold_nul: bool) -> Batch:
     if not events:
         raise Rejection("missing_field", "the batch holds no events", field="events")
     if len(events) > MAX_EVENTS:
         raise Rejection("too_many_events", f"the batch holds {len(events)} events; the limit is {MAX_EVENTS}")
-    return Batch(events, sent_at, single)
+    return Batch(events, sent_at, single, may_hold_nul)
 
 
 def parse_sent_at(value: Any) -> datetime | None:
@@ -77,24 +82,31 @@ def parse_sent_at(value: Any) -> datetime | None:
     return _timestamp(value, "sentAt")
 
 
-def to_event(raw: Any, received_at: datetime, skew: timedelta, max_future: timedelta) -> Event:
-    """`skew` is received_at - sentAt (zero without sentAt); `max_future` is how far ahead is believed."""
+def to_event(
+    raw: Any, received_at: datetime, skew: timedelta, believed_until: datetime, *, may_hold_nul: bool = True
+) -> Event:
+    """`skew` is received_at - sentAt (zero without sentAt); a client time after `believed_until`
+    (received_at plus the future skew believed, computed once per request) is not believed.
+    `may_hold_nul`: Batch.may_hold_nul. This runs for every event: calls are inlined, and names
+    looked up once."""
     if not isinstance(raw, dict):
         raise Rejection("wrong_type", f"an event must be a JSON object, not {_kind(raw)}")
+    get = raw.get
     site_id = _required_id(raw, "siteId")
     event_type = _required_id(raw, "eventType")
-    event_id = _event_id(raw.get("eventId"))
-    for name, kind, described in _OPTIONAL:  # inline, not a call per field: this runs for every event
-        value = raw.get(name)
+    event_id = _event_id(get("eventId"))
+    for name, kind, described in _OPTIONAL:
+        value = get(name)
         if value is not None and not isinstance(value, kind):
             raise Rejection("wrong_type", f"{name} must be {described}, not {_kind(value)}", field=name)
-    attribution = raw.get("attribution")
+    attribution = get("attribution")
     if attribution is not None:
         _optional(attribution, "utmParams", dict, "an object", prefix="attribution.")
-    visitor_id = _bounded(raw.get("visitorId"), "visitorId")
-    session_id = _bounded(raw.get("sessionId"), "sessionId")
+    visitor_id = _bounded(get("visitorId"), "visitorId")
+    session_id = _bounded(get("sessionId"), "sessionId")
 
-    client_timestamp = None if raw.get("timestamp") is None else _timestamp(raw["timestamp"], "timestamp")
+    timestamp = get("timestamp")
+    client_timestamp = None if timestamp is None else _timestamp(timestamp, "timestamp")
     occurred_at = received_at
     if client_timestamp is not None:
         try:
@@ -102,7 +114,7 @@ def to_event(raw: Any, received_at: datetime, skew: timedelta, max_future: timed
         except OverflowError:
             raise Rejection("invalid_value", "timestamp is out of range once corrected", field="timestamp") from None
         # A clock far ahead is wrong, not early: the event happened when it arrived.
-        if occurred_at > received_at + max_future:
+        if occurred_at > believed_until:
             occurred_at = received_at
 
     try:
@@ -112,9 +124,10 @@ def to_event(raw: Any, received_at: datetime, skew: timedelta, max_future: timed
     if len(payload) > MAX_EVENT_BYTES:
         raise Rejection("event_too_large", f"the event is {len(payload)} bytes; the limit is {MAX_EVENT_BYTES}")
     # PostgreSQL text and jsonb cannot hold U+0000; one such event must not fail a whole group commit.
-    if b"\\u0000" in payload and _has_nul(raw):
+    if may_hold_nul and b"\\u0000" in payload and _has_nul(raw):
         raise Rejection("invalid_value", "the event contains a U+0000 character, which cannot be stored")
-    return Event(event_id, site_id, event_type, occurred_at, client_timestamp, visitor_id, session_id, payload)
+    # (_make: a NamedTuple's own constructor is a Python function, at twice the cost)
+    return Event._make((event_id, site_id, event_type, occurred_at, client_timestamp, visitor_id, session_id, payload))
 
 
 def _required_id(raw: dict[str, Any], name: str) -> str:
@@ -179,12 +192,15 @@ _VERSION_7 = 7 << 76 | 0x8000 << 48  # version 7, RFC 9562 (RFC 4122) variant
 
 
 _UNKNOWN_SAFETY = uuid.SafeUUID.unknown  # an enum member read through the class costs a property call
+_UUID = uuid.UUID
+_new = object.__new__
+_set = object.__setattr__
 
 
 def _uuid(value: int) -> uuid.UUID:
-    made = object.__new__(uuid.UUID)
-    object.__setattr__(made, "int", value)
-    object.__setattr__(made, "is_safe", _UNKNOWN_SAFETY)
+    made = _new(_UUID)
+    _set(made, "int", value)
+    _set(made, "is_safe", _UNKNOWN_SAFETY)
     return made
 
 

@@ -130,28 +130,28 @@ _NULL = struct.pack("!i", -1)
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _length = struct.Struct("!i").pack
 _timestamp = struct.Struct("!iq").pack
+_jsonb_head = struct.Struct("!iB").pack
 
 
 def copy_rows(rows: Sequence[Row], sender: Sender) -> bytes:
     """The rows in COPY's binary format, without the header and trailer (`framed` adds them)."""
-    stamps: dict[datetime | None, bytes] = {None: _NULL}  # occurred_at is often client_timestamp or received_at
+    # A request's events mostly share their times, site, type, visitor and session: each is
+    # encoded once per request.
+    stamps: dict[datetime | None, bytes] = {None: _NULL}
+    texts: dict[str | None, bytes] = {None: _NULL}
     shared = _stamp(sender.received_at, stamps) + b"".join(map(_text, sender[1:]))
     parts: list[bytes] = []
     for event_id, site_id, event_type, occurred_at, client_timestamp, visitor_id, session_id, payload in rows:
-        site, kind = site_id.encode(), event_type.encode()
         parts += (
             _ROW_START,
             event_id.bytes,
-            _length(len(site)),
-            site,
-            _length(len(kind)),
-            kind,
+            texts.get(site_id) or _known_text(site_id, texts),
+            texts.get(event_type) or _known_text(event_type, texts),
             stamps.get(occurred_at) or _stamp(occurred_at, stamps),
             stamps.get(client_timestamp) or _stamp(client_timestamp, stamps),  # type: ignore[arg-type]  # None is in
-            _text(visitor_id),
-            _text(session_id),
-            _length(len(payload) + 1),
-            b"\x01",
+            texts.get(visitor_id) or _known_text(visitor_id, texts),
+            texts.get(session_id) or _known_text(session_id, texts),
+            _jsonb_head(len(payload) + 1, 1),  # the field's length, then jsonb's version byte
             payload,
             shared,
         )
@@ -166,6 +166,11 @@ def framed(*requests: bytes) -> bytes:
 def _stamp(at: datetime, stamps: dict[datetime | None, bytes]) -> bytes:
     delta = at - _PG_EPOCH
     found = stamps[at] = _timestamp(8, (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
+    return found
+
+
+def _known_text(value: str | None, texts: dict[str | None, bytes]) -> bytes:
+    found = texts[value] = _text(value)
     return found
 
 

@@ -80,6 +80,18 @@ def test_a_batch_stores_the_valid_events_and_lists_the_rejected(client: TestClie
     assert db.execute("select count(*) from events").fetchone() == (2,)
 
 
+def test_a_u0000_character_rejects_its_event_whether_posted_or_in_a_pixel(
+    client: TestClient, db: psycopg.Connection
+) -> None:
+    # PostgreSQL text and jsonb cannot hold it: one such event must not fail the group commit
+    response = post(client, {"events": [event(), event(props={"note": "a\x00b"}), event()]})
+    assert response.status_code == 202
+    assert [(r["index"], r["error"]) for r in response.json()["rejected"]] == [(1, "invalid_value")]
+    pixel = client.get("/collect", params={"eventType": "pageview", "siteId": "s", "title": "a\x00b"})
+    assert pixel.status_code == 422
+    assert db.execute("select count(*) from events").fetchone() == (2,)
+
+
 def test_a_batch_with_nothing_valid_is_rejected_whole(client: TestClient, db: psycopg.Connection) -> None:
     response = post(client, [event(eventType=None), event(eventType=3)])
     assert response.status_code == 400
