@@ -43,6 +43,8 @@ def test_the_three_body_shapes() -> None:
         (b"\xff\xfe", "malformed_json", None),
         (b"42", "malformed_json", None),
         (b"null", "malformed_json", None),
+        # a raw U+0000 is not JSON: only the escape can carry one (what Batch.may_hold_nul relies on)
+        (b'{"eventType": "x", "siteId": "s\x00"}', "malformed_json", None),
         (b"[]", "missing_field", "events"),
         (b'{"events": {}}', "wrong_type", "events"),
         (b'{"events": [{}], "sentAt": 5}', "wrong_type", "sentAt"),
