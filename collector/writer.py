@@ -149,8 +149,8 @@ def copy_rows(rows: Sequence[Row], sender: Sender) -> bytes:
             texts.get(event_type) or _known_text(event_type, texts),
             stamps.get(occurred_at) or _stamp(occurred_at, stamps),
             stamps.get(client_timestamp) or _stamp(client_timestamp, stamps),  # type: ignore[arg-type]  # None is in
-            texts.get(visitor_id) or _known_text(visitor_id, texts),
-            texts.get(session_id) or _known_text(session_id, texts),
+            texts.get(visitor_id) or _known_text(visitor_id, texts),  # type: ignore[arg-type]  # None is in
+            texts.get(session_id) or _known_text(session_id, texts),  # type: ignore[arg-type]  # None is in
             _jsonb_head(len(payload) + 1, 1),  # the field's length, then jsonb's version byte
             payload,
             shared,
@@ -169,8 +169,10 @@ def _stamp(at: datetime, stamps: dict[datetime | None, bytes]) -> bytes:
     return found
 
 
-def _known_text(value: str | None, texts: dict[str | None, bytes]) -> bytes:
-    found = texts[value] = _text(value)
+def _known_text(value: str, texts: dict[str | None, bytes]) -> bytes:
+    """_text(value), remembered in `texts` (which holds None from the start)."""
+    encoded = value.encode()
+    found = texts[value] = _length(len(encoded)) + encoded
     return found
 
 
