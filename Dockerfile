@@ -2,26 +2,30 @@
 #   docker build -t sluice .
 #   docker run --network host -e DATABASE_URL=postgresql://... sluice sluice serve --host 127.0.0.1
 # nginx (nginx.conf) and PostgreSQL run beside it: see "Running with Docker" in the README.
-FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    SLUICE_DATA_DIR=/var/lib/sluice
-
-WORKDIR /app
-# An editable install keeps the package next to sql/, where sluice/settings.py looks for the
-# migrations and the ETL templates (REPO_ROOT/sql, or SLUICE_SQL_DIR).
+# Build the wheel: what the image runs is what `pip install` gives a user, SQL included.
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY sluice/ sluice/
 COPY collector/ collector/
 COPY etl/ etl/
 COPY sql/ sql/
-RUN pip install -e . \
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    SLUICE_DATA_DIR=/var/lib/sluice
+COPY --from=build /wheels /wheels
+RUN pip install /wheels/*.whl && rm -rf /wheels \
     && useradd --system --uid 10001 --home-dir /var/lib/sluice --create-home sluice
 
 USER sluice
+WORKDIR /var/lib/sluice
 EXPOSE 8000
 # The image has no PostgreSQL of its own: set DATABASE_URL.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \

@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 check-types: $(STAMP)
-	$(BIN)/mypy
+	$(BIN)/python scripts/typecheck.py
 
 pytest: $(STAMP) tracker/dist/sluice.min.js
 	$(BIN)/pytest

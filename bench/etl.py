@@ -27,9 +27,9 @@ from psycopg.conninfo import make_conninfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collector.validate import uuid7
-from etl import pipeline
+from sluice.collector.validate import uuid7
 from sluice.db import connect
+from sluice.etl import pipeline
 from sluice.migrations import apply
 from sluice.settings import Settings
 

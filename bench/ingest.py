@@ -44,8 +44,8 @@ from psycopg.conninfo import make_conninfo
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from collector.writer import _COLUMNS as WRITER_COLUMNS  # noqa: E402
-from collector.writer import Sender, copy_rows, framed  # noqa: E402
+from sluice.collector.writer import _COLUMNS as WRITER_COLUMNS  # noqa: E402
+from sluice.collector.writer import Sender, copy_rows, framed  # noqa: E402
 from sluice.migrations import apply  # noqa: E402
 
 HOST = os.environ.get("PGHOST", "127.0.0.1")

@@ -45,7 +45,7 @@ def no_database() -> Starlette:
 
 
 def insert_per_request() -> Starlette:
-    from collector.validate import new_event_id
+    from sluice.collector.validate import new_event_id
 
     pool = AsyncConnectionPool(
         os.environ["DATABASE_URL"] + " options='-c search_path=sluice'",
@@ -94,9 +94,9 @@ def collector_without_database() -> Starlette:
 
     The database is still used once per process, for the day's IP salt.
     """
-    import collector.app
-    from collector.writer import GroupCommitWriter, Row, Sender, copy_rows
+    import sluice.collector.app
     from sluice.app import create_app
+    from sluice.collector.writer import GroupCommitWriter, Row, Sender, copy_rows
 
     class AckingWriter(GroupCommitWriter):
         async def start(self) -> None:
@@ -108,5 +108,5 @@ def collector_without_database() -> Starlette:
         async def write(self, rows: Sequence[Row], sender: Sender) -> None:
             copy_rows(rows, sender)  # the same per-event work as the real writer, minus the database
 
-    collector.app.GroupCommitWriter = AckingWriter  # type: ignore[misc]
+    sluice.collector.app.GroupCommitWriter = AckingWriter  # type: ignore[misc]
     return create_app()

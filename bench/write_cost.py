@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest import COLUMNS, EVENT, USER_AGENT, scratch_database, text_copy
 
-from collector.validate import new_event_id
-from collector.writer import (
+from sluice.collector.validate import new_event_id
+from sluice.collector.writer import (
     _CAREFUL,
     _CLAIM_WINDOW,
     _COLUMNS,

@@ -10,10 +10,10 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from collector import routes as handlers
-from collector.client_ip import Countries, DailySalts, Origins
-from collector.cors import CollectCORS, origin_of
-from collector.writer import GroupCommitWriter
+from sluice.collector import routes as handlers
+from sluice.collector.client_ip import Countries, DailySalts, Origins
+from sluice.collector.cors import CollectCORS, origin_of
+from sluice.collector.writer import GroupCommitWriter
 from sluice.http import operators_only
 from sluice.settings import Settings
 

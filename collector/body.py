@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive
 
-from collector.rejections import Rejection
+from sluice.collector.rejections import Rejection
 
 MAX_BODY_BYTES = 1024 * 1024
 JSON_TYPES = frozenset({"application/json", "text/plain"})  # text/plain: what navigator.sendBeacon sends

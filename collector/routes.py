@@ -23,11 +23,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from collector.body import check_content_type, read_body
-from collector.client_ip import Origins
-from collector.rejections import Rejection
-from collector.validate import Batch, parse_body, parse_sent_at, to_event
-from collector.writer import GroupCommitWriter, Sender, WriteFailed
+from sluice.collector.body import check_content_type, read_body
+from sluice.collector.client_ip import Origins
+from sluice.collector.rejections import Rejection
+from sluice.collector.validate import Batch, parse_body, parse_sent_at, to_event
+from sluice.collector.writer import GroupCommitWriter, Sender, WriteFailed
 from sluice.http import JSONResponse
 from sluice.settings import Settings
 

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from collector.rejections import Rejection
+from sluice.collector.rejections import Rejection
 
 MAX_EVENTS = 500
 MAX_EVENT_BYTES = 64 * 1024

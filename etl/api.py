@@ -21,9 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from etl import pipeline, status
-from etl.scheduler import Scheduler
 from sluice.db import connect
+from sluice.etl import pipeline, status
+from sluice.etl.scheduler import Scheduler
 from sluice.http import Handler, JSONResponse, error_response, operators_only
 from sluice.settings import Settings
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from etl import pipeline
-from etl.render import Context, UnknownJob, render
+from sluice.etl import pipeline
+from sluice.etl.render import Context, UnknownJob, render
 from sluice.settings import Settings
 
 
@@ -63,9 +63,9 @@ def _cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from etl.status import status
     from sluice import embedded_pg
     from sluice.db import connect
+    from sluice.etl.status import status
 
     with embedded_pg.database_for(settings) as settings, connect(settings, autocommit=True) as conn:
         _print(status(conn))

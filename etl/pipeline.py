@@ -20,11 +20,11 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.types.json import Jsonb
 
-from etl.enrich import enrich_user_agents
-from etl.locks import RUN_LOCK
-from etl.render import Context, render, statements
-from etl.status import TABLES
 from sluice.db import connect
+from sluice.etl.enrich import enrich_user_agents
+from sluice.etl.locks import RUN_LOCK
+from sluice.etl.render import Context, render, statements
+from sluice.etl.status import TABLES
 from sluice.settings import Settings
 
 Kind = Literal["incremental", "rebuild", "daily", "cleanup"]
@@ -137,7 +137,7 @@ def run(
                             Context(single_day=True),
                         )
                     else:
-                        from etl.cleanup import cleanup
+                        from sluice.etl.cleanup import cleanup
 
                         result.rows_written = cleanup(conn, settings)
             except Exception as exc:

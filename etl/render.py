@@ -8,12 +8,12 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from functools import cache
+from importlib.resources import files
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FunctionLoader, StrictUndefined
 
-from sluice.settings import SQL_DIR
-
-ETL_DIR = SQL_DIR / "etl"
+# Package data (sql/etl in the repository): found the same way in a wheel and a checkout.
+ETL_DIR = files("sluice.sql") / "etl"
 _SUFFIX = ".sql.j2"
 # Statements end with ';' at the end of a line; the templates put no ';' anywhere else at line end.
 _STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
@@ -34,10 +34,15 @@ class Context:
     assume_unique_ids: bool = False
 
 
+def _source(name: str) -> str | None:
+    path = ETL_DIR / name
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
 @cache
 def _environment() -> Environment:
     return Environment(
-        loader=FileSystemLoader(ETL_DIR),
+        loader=FunctionLoader(_source),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,  # SQL, not HTML; values never pass through Jinja
@@ -45,7 +50,7 @@ def _environment() -> Environment:
 
 
 def job_names() -> list[str]:
-    return sorted(path.name.removesuffix(_SUFFIX) for path in ETL_DIR.glob(f"*{_SUFFIX}"))
+    return sorted(path.name.removesuffix(_SUFFIX) for path in ETL_DIR.iterdir() if path.name.endswith(_SUFFIX))
 
 
 def render(job: str, context: Context | None = None) -> str:

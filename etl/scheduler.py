@@ -18,9 +18,9 @@ import anyio.to_thread
 import psycopg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from etl import pipeline
-from etl.locks import LEADER_LOCK
 from sluice.db import conninfo
+from sluice.etl import pipeline
+from sluice.etl.locks import LEADER_LOCK
 from sluice.settings import Settings
 
 log = logging.getLogger("sluice.etl.scheduler")

@@ -15,9 +15,9 @@ from typing import Any
 from psycopg_pool import PoolTimeout
 from starlette.applications import Starlette
 
-import collector.app
-import etl.api
+from sluice.collector import app as collector
 from sluice.db import async_pool
+from sluice.etl import api as etl
 from sluice.settings import Settings
 
 
@@ -35,8 +35,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 # Serve anyway: /health reports 503 and /collect answers 503 until PostgreSQL is back.
                 logging.getLogger("sluice").warning("PostgreSQL is unreachable at start-up; serving anyway")
             state["pool"] = pool
-            await stack.enter_async_context(collector.app.lifespan(settings, state))
-            await stack.enter_async_context(etl.api.lifespan(settings, state))
+            await stack.enter_async_context(collector.lifespan(settings, state))
+            await stack.enter_async_context(etl.lifespan(settings, state))
             # What start-up made lives as long as the process: out of the collector's way, so that
             # each full collection does not walk every module and class again (it was ~10% of the
             # CPU per event under load).
@@ -44,5 +44,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
             gc.freeze()
             yield state
 
-    routes = [*collector.app.routes(settings), *etl.api.routes(settings)]
-    return Starlette(routes=routes, middleware=collector.app.middleware(settings), lifespan=lifespan)
+    routes = [*collector.routes(settings), *etl.routes(settings)]
+    return Starlette(routes=routes, middleware=collector.middleware(settings), lifespan=lifespan)

@@ -57,7 +57,7 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from etl.cli import add_etl_commands
+    from sluice.etl.cli import add_etl_commands
 
     parser = argparse.ArgumentParser(prog="sluice", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)

@@ -9,14 +9,16 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
 import psycopg
 from psycopg import sql
 
-from sluice.settings import SQL_DIR, Settings
+from sluice.settings import Settings
 
-MIGRATIONS_DIR = SQL_DIR / "migrations"
+# Package data (sql/migrations in the repository): found the same way in a wheel and a checkout.
+MIGRATIONS_DIR = files("sluice.sql") / "migrations"
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # Arbitrary constant shared by every Sluice migrator: "sluice-migrate" folded to 63 bits.
 _LOCK_KEY = int.from_bytes(hashlib.sha256(b"sluice-migrate").digest()[:8], "big") >> 1
@@ -25,16 +27,21 @@ _LOCK_KEY = int.from_bytes(hashlib.sha256(b"sluice-migrate").digest()[:8], "big"
 @dataclass(frozen=True)
 class Migration:
     version: str
-    path: Path
+    path: Traversable
 
     @property
     def name(self) -> str:
-        return self.path.stem
+        return self.path.name.removesuffix(".sql")
 
 
-def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+class NoMigrations(RuntimeError):
+    """The package carries no migration files: a broken install, never "up to date"."""
+
+
+def discover(directory: Traversable = MIGRATIONS_DIR) -> list[Migration]:
     migrations = []
-    for path in sorted(directory.glob("*.sql")):
+    found = directory.iterdir() if directory.is_dir() else ()
+    for path in sorted((p for p in found if p.name.endswith(".sql")), key=lambda p: p.name):
         match = _NAME.match(path.name)
         if not match:
             raise ValueError(f"migration file {path.name!r} does not match NNNN_name.sql")
@@ -42,10 +49,12 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     versions = [m.version for m in migrations]
     if len(set(versions)) != len(versions):
         raise ValueError(f"two migration files share a version number: {versions}")
+    if not migrations:
+        raise NoMigrations(f"no migration files in {directory}: this installation of Sluice is incomplete")
     return migrations
 
 
-def apply(conn: psycopg.Connection, schema: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
+def apply(conn: psycopg.Connection, schema: str, directory: Traversable = MIGRATIONS_DIR) -> list[str]:
     """Apply pending migrations on `conn` (not in a transaction); returns the names applied."""
     applied: list[str] = []
     schema_id = sql.Identifier(schema)
@@ -66,7 +75,8 @@ def apply(conn: psycopg.Connection, schema: str, directory: Path = MIGRATIONS_DI
             done = conn.execute("select 1 from schema_migrations where version = %s", (migration.version,))
             if done.fetchone():
                 continue
-            conn.execute(migration.path.read_text().encode())  # a trusted file from sql/, run as written
+            # a trusted file from the package's own sql/migrations, run as written
+            conn.execute(migration.path.read_text(encoding="utf-8").encode())
             conn.execute(
                 "insert into schema_migrations (version, name) values (%s, %s)",
                 (migration.version, migration.name),

@@ -9,9 +9,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SQL_DIR = Path(os.environ.get("SLUICE_SQL_DIR", REPO_ROOT / "sql"))
-
 
 class ConfigError(ValueError):
     """A setting has a value Sluice cannot use; the message names the variable and the value."""

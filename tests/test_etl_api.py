@@ -100,7 +100,7 @@ def test_run_starts_in_the_background_and_returns_its_id(client: TestClient, db:
 
 
 def test_a_run_in_progress_answers_409(client: TestClient, settings: Settings) -> None:
-    from etl.locks import RUN_LOCK
+    from sluice.etl.locks import RUN_LOCK
 
     with psycopg.connect(settings.database_url, autocommit=True) as holder:
         holder.execute("select pg_advisory_lock(%s)", (RUN_LOCK,))

@@ -8,8 +8,8 @@ import psycopg
 import pytest
 from eventlog import event, insert
 
-from etl.locks import RUN_LOCK
 from sluice.cli import main
+from sluice.etl.locks import RUN_LOCK
 from sluice.settings import Settings
 
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from etl import pipeline
-from etl.locks import RUN_LOCK
+from sluice.etl import pipeline
+from sluice.etl.locks import RUN_LOCK
 from sluice.settings import Settings
 
 DERIVED = {

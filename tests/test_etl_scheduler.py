@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from eventlog import event, insert
 
-from etl.scheduler import Scheduler, schedule
+from sluice.etl.scheduler import Scheduler, schedule
 from sluice.settings import Settings
 
 

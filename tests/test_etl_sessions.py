@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from eventlog import GOOGLEBOT, IPHONE, at, event, insert, rows
 
-from etl import pipeline
+from sluice.etl import pipeline
 from sluice.settings import Settings
 
 

@@ -13,9 +13,9 @@ import pytest
 from collector_testing import VISITOR, collector_client, event, post
 from starlette.testclient import TestClient
 
-from collector.routes import PIXEL
-from collector.validate import MAX_EVENTS
 from sluice.app import create_app
+from sluice.collector.routes import PIXEL
+from sluice.collector.validate import MAX_EVENTS
 from sluice.migrations import discover
 from sluice.settings import Settings
 

@@ -10,7 +10,7 @@ import pytest
 from collector_testing import collector_client, event
 from starlette.testclient import TestClient
 
-from collector.body import MAX_BODY_BYTES
+from sluice.collector.body import MAX_BODY_BYTES
 from sluice.settings import Settings
 
 

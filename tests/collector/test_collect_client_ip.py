@@ -9,7 +9,7 @@ import pytest
 from collector_testing import PROXY, VISITOR, collector_client, event, post
 from starlette.datastructures import Headers
 
-from collector.client_ip import Countries, DailySalts, Origins, client_ip, ip_hash
+from sluice.collector.client_ip import Countries, DailySalts, Origins, client_ip, ip_hash
 from sluice.db import async_pool
 from sluice.settings import Settings
 

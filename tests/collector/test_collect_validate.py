@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from collector.rejections import Rejection
-from collector.validate import MAX_EVENT_BYTES, MAX_EVENTS, parse_body, to_event
+from sluice.collector.rejections import Rejection
+from sluice.collector.validate import MAX_EVENT_BYTES, MAX_EVENTS, parse_body, to_event
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 MAX_FUTURE = timedelta(seconds=60)

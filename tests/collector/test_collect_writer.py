@@ -8,7 +8,7 @@ import orjson
 import psycopg
 import pytest
 
-from collector.writer import GroupCommitWriter, Row, Sender, WriteFailed
+from sluice.collector.writer import GroupCommitWriter, Row, Sender, WriteFailed
 from sluice.settings import Settings
 
 SENDER = Sender(datetime.now(UTC), None, None, None)
@@ -155,7 +155,7 @@ def test_two_writers_with_the_same_ids_store_each_once_without_deadlock(
 def test_an_idle_writer_leaves_no_transaction_open(
     settings: Settings, db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("collector.writer._IDLE_S", 1.0)
+    monkeypatch.setattr("sluice.collector.writer._IDLE_S", 1.0)
 
     async def writer_states(until: list[str]) -> list[str]:
         for _ in range(100):  # the states change a moment after the writer has sent its query

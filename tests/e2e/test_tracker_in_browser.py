@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from collector.client_ip import ip_hash
+from sluice.collector.client_ip import ip_hash
 
 from .conftest import ADMIN_TOKEN
 from .harness import fetch, static_site, wait_until
