@@ -57,6 +57,7 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from sluice.analysts import add_analyst_commands
     from sluice.etl.cli import add_etl_commands
 
     parser = argparse.ArgumentParser(prog="sluice", description=__doc__)
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(handler=_migrate)
 
     add_etl_commands(commands)
+    add_analyst_commands(commands)
     return parser
 
 
