@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
@@ -19,6 +19,13 @@ from sluice.collector.rejections import Rejection
 MAX_EVENTS = 500
 MAX_EVENT_BYTES = 64 * 1024
 MAX_ID_CHARS = 200  # siteId, eventType, visitorId, sessionId
+
+# The client times believed at all (timestamp, sentAt, and a timestamp once corrected by sentAt).
+# Before 2000 a clock is wrong, not early. The end keeps every stored time readable: a day short of
+# datetime.max, so that no session time zone turns it into year 10000 on the way back (a time past
+# the future skew is clamped for occurred_at long before that; client_timestamp keeps it).
+EARLIEST_CLIENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_CLIENT_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 
 # Optional fields and the JSON type each must have when present (null counts as absent).
 _OPTIONAL = tuple(
@@ -111,8 +118,11 @@ def to_event(
     if client_timestamp is not None:
         try:
             occurred_at = client_timestamp + skew if skew else client_timestamp
+            out_of_range = occurred_at < EARLIEST_CLIENT_TIME
         except OverflowError:
-            raise Rejection("invalid_value", "timestamp is out of range once corrected", field="timestamp") from None
+            out_of_range = True
+        if out_of_range:
+            raise Rejection("invalid_value", "timestamp is out of range once corrected", field="timestamp")
         # A clock far ahead is wrong, not early: the event happened when it arrived.
         if occurred_at > believed_until:
             occurred_at = received_at
@@ -180,14 +190,24 @@ def _event_id(value: Any) -> uuid.UUID:
         return new_event_id()
     if not isinstance(value, str):
         raise Rejection("wrong_type", f"eventId must be a UUID string, not {_kind(value)}", field="eventId")
-    # What uuid.UUID(value) accepts ({...}, urn:uuid:, with or without hyphens, any case).
-    digits = value.replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "")
+    # Only the two forms a UUID is written in, ASCII hex digits in any case: int(..., 16) would also
+    # take other scripts' digits, underscores, "0x", a sign, and stray hyphens. bytes.fromhex takes
+    # ASCII hex pairs only, skipping whitespace, which then leaves fewer than 16 bytes.
+    digits = value
+    if len(value) == 36 and value[8] == value[13] == value[18] == value[23] == "-":
+        digits = value.replace("-", "")  # 32 characters left only if there was no other hyphen
     try:
-        if len(digits) != 32:
+        if len(digits) != 32 or len(octets := _fromhex(digits)) != 16:
             raise ValueError
-        return _uuid(int(digits, 16))
     except ValueError:
-        raise Rejection("invalid_value", f"eventId {value[:60]!r} is not a UUID", field="eventId") from None
+        raise Rejection(
+            "invalid_value", f"eventId {value[:60]!r} is not a UUID (8-4-4-4-12 hex digits, or 32)", field="eventId"
+        ) from None
+    return _uuid(_from_bytes(octets))
+
+
+_fromhex = bytes.fromhex
+_from_bytes = int.from_bytes  # big-endian, a UUID's byte order
 
 
 # uuid.UUID's constructor checks its many keyword forms first: twice the cost of the whole rest of an
@@ -220,6 +240,9 @@ def _timestamp(value: Any, name: str) -> datetime:
         raise Rejection("invalid_value", f"{name} {value[:60]!r} is not an ISO 8601 timestamp", field=name)
     if parsed.tzinfo is None:
         raise Rejection("invalid_value", f"{name} {value!r} has no time zone (add 'Z' or an offset)", field=name)
+    # A time in another zone than UTC compares slowly: only a year at an end needs the comparison.
+    if not 2000 < parsed.year < 9999 and not EARLIEST_CLIENT_TIME <= parsed < LATEST_CLIENT_TIME:
+        raise Rejection("invalid_value", f"{name} {value!r} is outside 2000-01-01 to 9999-12-31 (UTC)", field=name)
     return parsed
 
 

@@ -2,14 +2,18 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
+from collector_testing import collector_client, event, post
 
 from sluice.collector.rejections import Rejection
 from sluice.collector.validate import MAX_EVENT_BYTES, MAX_EVENTS, parse_body, to_event
+from sluice.settings import Settings
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 MAX_FUTURE = timedelta(seconds=60)
@@ -153,23 +157,41 @@ def test_made_event_ids_are_version_7_uuids_in_time_order() -> None:
 @pytest.mark.parametrize(
     "sent",
     [
+        "5b0c8a8e-7f4e-4c1e-9d7a-2f1e0c7b9a11",
         "5B0C8A8E-7F4E-4C1E-9D7A-2F1E0C7B9A11",
+        "5b0c8a8e7f4e4c1e9d7a2f1e0c7b9a11",
+        "5B0c8A8e7F4e4C1e9D7a2F1e0C7b9A11",
+    ],
+)
+def test_a_client_event_id_is_a_canonical_uuid_or_32_hex_digits_in_any_case(sent: str) -> None:
+    assert check({"eventType": "x", "siteId": "s", "eventId": sent}).event_id == uuid.UUID(sent)
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        # what uuid.UUID (or int(..., 16)) also reads, and no UUID is written as
         "{5b0c8a8e-7f4e-4c1e-9d7a-2f1e0c7b9a11}",
         "urn:uuid:5b0c8a8e-7f4e-4c1e-9d7a-2f1e0c7b9a11",
-        "5b0c8a8e7f4e4c1e9d7a2f1e0c7b9a11",
+        "--0123456789abcdef0123456789abcdef--",
+        "0123-4567-89ab-cdef-0123-4567-89ab-cdef",
+        "5b0c8a8e-7f4e-4c1e-9d7a-2f1e0c7b9a1\u0661",  # ARABIC-INDIC DIGIT ONE
+        "\uff15b0c8a8e-7f4e-4c1e-9d7a-2f1e0c7b9a11",  # FULLWIDTH DIGIT FIVE
+        "0x0c8a8e7f4e4c1e9d7a2f1e0c7b9a11",
+        "5b0c8a8e_7f4e_4c1e_9d7a_2f1e0c7b9a11",
+        "+b0c8a8e7f4e4c1e9d7a2f1e0c7b9a11",
+        " 5b0c8a8e-7f4e-4c1e-9d7a-2f1e0c7b9a11",
+        "5b0c8a8e-7f4e-4c1e-9d7a-2f1e0c7b9a11\n",
+        "5b0c8a8e7f4e-4c1e-9d7a-2f1e0c7b9a11",
         "5b0c8a8e-7f4e-4c1e-9d7a-2f1e0c7b9a1",
         "5b0c8a8e-7f4e-4c1e-9d7a-2f1e0c7b9a1g",
         "{}",
         "",
     ],
 )
-def test_a_client_event_id_is_read_as_uuid_reads_it(sent: str) -> None:
-    try:
-        expected: uuid.UUID | str = uuid.UUID(sent)
-    except ValueError:
-        expected = "invalid_value"
-    raw = {"eventType": "x", "siteId": "s", "eventId": sent}
-    assert (check(raw).event_id if isinstance(expected, uuid.UUID) else rejection(raw).reason) == expected
+def test_any_other_event_id_is_refused_naming_the_field(sent: str) -> None:
+    refused = rejection({"eventType": "x", "siteId": "s", "eventId": sent})
+    assert (refused.reason, refused.field, refused.status) == ("invalid_value", "eventId", 422)
 
 
 def test_timestamp_is_corrected_by_the_clients_skew() -> None:
@@ -187,9 +209,43 @@ def test_a_timestamp_far_in_the_future_is_clamped_and_both_are_kept() -> None:
     assert near.occurred_at == NOW + timedelta(seconds=30)  # within the allowed skew: believed
 
 
-def test_a_correction_past_the_calendar_is_invalid() -> None:
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        # in UTC, past year 9999 or before year 1: PostgreSQL stores them, Python cannot read them back
+        "9999-12-31T23:59:59-23:59",
+        "0001-01-01T00:00:00+23:59",
+        "9999-12-31T00:00:00Z",
+        "1999-12-31T23:59:59.999999Z",
+        "2000-01-01T00:30:00+01:00",
+        "1970-01-01T00:00:00Z",
+    ],
+)
+def test_a_client_time_outside_2000_to_9999_is_refused_naming_the_field(timestamp: str) -> None:
+    refused = rejection({"eventType": "x", "siteId": "s", "timestamp": timestamp})
+    assert (refused.reason, refused.field, refused.status) == ("invalid_value", "timestamp", 422)
     with pytest.raises(Rejection) as info:
-        check({"eventType": "x", "siteId": "s", "timestamp": "9999-12-31T23:59:59Z"}, skew=timedelta(days=2))
+        parse_body(orjson.dumps({"events": [{"eventType": "x", "siteId": "s"}], "sentAt": timestamp}))
+    assert (info.value.reason, info.value.field, info.value.status) == ("invalid_value", "sentAt", 422)
+
+
+@pytest.mark.parametrize("timestamp", ["2000-01-01T00:00:00Z", "2000-01-01T01:00:00+01:00", "9999-12-30T23:59:59Z"])
+def test_the_window_ends_are_believed(timestamp: str) -> None:
+    event = check({"eventType": "x", "siteId": "s", "timestamp": timestamp})
+    assert event.client_timestamp == datetime.fromisoformat(timestamp)
+    assert parse_body(orjson.dumps({"events": [{}], "sentAt": timestamp})).sent_at == datetime.fromisoformat(timestamp)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "skew"),
+    [
+        ("9999-12-30T23:59:59Z", timedelta(days=2)),  # past the calendar
+        ("2000-01-01T00:00:10Z", -timedelta(seconds=11)),  # a sentAt ahead of the timestamp, into 1999
+    ],
+)
+def test_a_correction_out_of_the_window_is_invalid(timestamp: str, skew: timedelta) -> None:
+    with pytest.raises(Rejection) as info:
+        check({"eventType": "x", "siteId": "s", "timestamp": timestamp}, skew=skew)
     assert (info.value.reason, info.value.field) == ("invalid_value", "timestamp")
 
 
@@ -198,3 +254,27 @@ def test_nesting_deeper_than_can_be_stored_is_rejected_not_a_crash() -> None:
     for _ in range(600):
         deep = [deep]
     assert rejection({"eventType": "x", "siteId": "s", "props": {"a": deep}}).reason == "invalid_value"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (event(timestamp="9999-12-31T23:59:59-23:59"), "timestamp"),
+        (event(timestamp="0001-01-01T00:00:00+23:59"), "timestamp"),
+        ({"events": [event()], "sentAt": "9999-12-31T23:59:59-23:59"}, "sentAt"),
+        (event(eventId="--0123456789abcdef0123456789abcdef--"), "eventId"),
+        (event(eventId="5b0c8a8e-7f4e-4c1e-9d7a-2f1e0c7b9a1\u0661"), "eventId"),
+    ],
+)
+def test_a_refused_time_or_id_stores_nothing_and_the_log_still_reads(
+    settings: Settings, db: psycopg.Connection, body: Any, field: str
+) -> None:
+    token = {"Authorization": "Bearer op-token"}
+    with collector_client(replace(settings, admin_token="op-token")) as client:
+        refused = post(client, body)
+        assert (refused.status_code, refused.json()["error"], refused.json()["field"]) == (422, "invalid_value", field)
+        assert db.execute("select count(*) from events").fetchone() == (0,)
+        assert post(client, event(n=1)).status_code == 202
+        recent = client.get("/events/recent", headers=token)
+        assert recent.status_code == 200
+        assert [e["payload"]["n"] for e in recent.json()["events"]] == [1]
