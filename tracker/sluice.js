@@ -17,7 +17,9 @@ try {
     const loc = w.location
     const SESSION_MS = 30 * 60 * 1000 // inactivity that starts a new session
     const BATCH = 25 // events per request: keeps a body well under the 64 KB beacon limit
-    const noop = () => {}
+    const RETRY = 'sluice_retry'
+    const RETRY_MAX = 200 // events kept for sending again, the newest
+    const RETRY_MS = 24 * 60 * 60 * 1000 // and none older than this
     const safe = (f) =>
       function () {
         try {
@@ -47,7 +49,8 @@ try {
     const save = (key, value) => {
       memory[key] = value
       try {
-        w.localStorage.setItem(key, value)
+        if (value === null) w.localStorage.removeItem(key)
+        else w.localStorage.setItem(key, value)
       } catch (e) {}
     }
 
@@ -103,26 +106,69 @@ try {
     let timer = null
     let leaving = false // hidden or unloading: timers may never run, so send at once
 
-    const send = (body) => {
+    // Events not yet taken by the collector, oldest first. Each is written down before its request
+    // goes and crossed off when the collector's answer is seen, so that one whose page closed before
+    // the answer came is sent again too (its id makes that safe). A cookieless page stores nothing in
+    // the browser: its list lives in memory, for the page's lifetime.
+    const waiting = () => {
+      let list
       try {
-        if (nav.sendBeacon(endpoint, body)) return // a string goes as text/plain: no CORS preflight
+        list = JSON.parse(cookieless ? memory[RETRY] : load(RETRY))
+      } catch (e) {}
+      const since = Date.now() - RETRY_MS
+      return Array.isArray(list) ? list.filter((e) => e && Date.parse(e.timestamp) > since) : []
+    }
+    const keep = (list) => {
+      const value = list.length ? JSON.stringify(list.slice(-RETRY_MAX)) : null
+      if (cookieless) memory[RETRY] = value
+      else save(RETRY, value)
+    }
+    const inFlight = {} // eventId -> 1 while its request has no answer yet
+
+    const send = (events, again) => {
+      const body = JSON.stringify({ sentAt: new Date().toISOString(), events })
+      const ids = events.map((e) => e.eventId)
+      const done = safe((taken) => {
+        for (const id of ids) delete inFlight[id]
+        if (taken) keep(waiting().filter((e) => !ids.includes(e.eventId)))
+      })
+      for (const id of ids) inFlight[id] = 1
+      try {
+        // fetch, unlike sendBeacon, says what became of the request. A 5xx or 429 (or no answer at
+        // all) may go better later; any other answer will not. A string goes as text/plain: no CORS
+        // preflight. keepalive lets a request outlive its page, but browsers allow such requests 64 KB
+        // in flight, which a backlog could exceed: that one goes as the page opens or is shown, and
+        // what a closing page cuts off stays listed.
+        return w
+          .fetch(endpoint, {
+            method: 'POST',
+            body,
+            keepalive: !again,
+            credentials: 'omit',
+            headers: { 'Content-Type': 'text/plain' },
+          })
+          .then((r) => done(r.status < 500 && r.status !== 429), () => done())
       } catch (e) {}
       try {
-        w.fetch(endpoint, {
-          method: 'POST',
-          body,
-          keepalive: true,
-          credentials: 'omit',
-          headers: { 'Content-Type': 'text/plain' },
-        }).catch(noop)
-      } catch (e) {}
+        done(nav.sendBeacon(endpoint, body)) // true: queued by the browser, all that can be known
+      } catch (e) {
+        done()
+      }
     }
 
     const flush = () => {
       w.clearTimeout(timer)
       timer = null
-      const sentAt = new Date().toISOString()
-      while (queue.length) send(JSON.stringify({ sentAt, events: queue.splice(0, BATCH) }))
+      if (queue.length) keep(waiting().concat(queue))
+      while (queue.length) send(queue.splice(0, BATCH))
+    }
+
+    // What earlier pages, or this one, could not send goes again on load and when the page is shown;
+    // after an opt-out it is forgotten instead.
+    const retry = () => {
+      if (ignored()) return keep([])
+      const list = waiting().filter((e) => !inFlight[e.eventId])
+      while (list.length) send(list.splice(0, BATCH), true)
     }
 
     let referrer = d.referrer || undefined
@@ -222,17 +268,20 @@ try {
     d.addEventListener('auxclick', safe(onClick), true)
     // Leaving the page: send what is queued now, while the page can still send, and whatever is
     // tracked from then on (by the page's own pagehide handlers, say) as it comes.
-    const leave = safe((away) => {
+    const leave = safe((away, shown) => {
       leaving = away
       if (away) flush()
+      else if (shown) retry()
     })
     w.addEventListener('pagehide', () => leave(true))
     w.addEventListener('pageshow', (ev) => {
-      leave(false)
-      if (ev && ev.persisted) safe(pageview)(true) // back from the back/forward cache: a new view
+      const restored = ev && ev.persisted // back from the back/forward cache: a new view
+      leave(false, restored)
+      if (restored) safe(pageview)(true)
     })
-    d.addEventListener('visibilitychange', () => leave(d.visibilityState === 'hidden'))
+    d.addEventListener('visibilitychange', () => leave(d.visibilityState === 'hidden', true))
 
+    safe(retry)()
     safe(pageview)()
     for (const args of queued) sluice(...args)
   })(window)

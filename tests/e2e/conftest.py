@@ -43,14 +43,19 @@ def netns() -> Iterator[Namespace]:
 
 
 @pytest.fixture
-def sluice_server(settings: Settings, tmp_path: Path) -> Iterator[Sluice]:
-    env = {
+def sluice_env(settings: Settings) -> dict[str, str]:
+    """What `sluice serve` is started with: the test's database, and the token."""
+    return {
         "DATABASE_URL": settings.database_url,
         "SLUICE_SCHEMA": settings.schema,
         "SLUICE_ETL_SCHEDULE": "off",  # the test runs the ETL itself, when it has what it needs
         "SLUICE_ADMIN_TOKEN": ADMIN_TOKEN,
     }
-    with sluice_serve(env, tmp_path) as server:
+
+
+@pytest.fixture
+def sluice_server(sluice_env: dict[str, str], tmp_path: Path) -> Iterator[Sluice]:
+    with sluice_serve(sluice_env, tmp_path) as server:
         yield server
 
 

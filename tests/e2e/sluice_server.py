@@ -25,11 +25,12 @@ class Sluice:
 
 
 @contextmanager
-def sluice_serve(env: Mapping[str, str], directory: Path) -> Iterator[Sluice]:
-    """`sluice serve` on a free loopback port, with `env` (DATABASE_URL, SLUICE_*) on top of ours."""
-    port = free_port()
+def sluice_serve(env: Mapping[str, str], directory: Path, port: int | None = None) -> Iterator[Sluice]:
+    """`sluice serve` on loopback at `port` (default: a free one), with `env` (DATABASE_URL,
+    SLUICE_*) on top of ours."""
+    port = port or free_port()
     log = directory / "sluice.log"
-    with log.open("wb") as out:
+    with log.open("ab") as out:  # a collector started again on the same directory logs after the first
         proc = subprocess.Popen(
             [sys.executable, "-m", "sluice.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
             env={**os.environ, **env},

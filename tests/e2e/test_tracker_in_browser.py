@@ -4,8 +4,11 @@ then SQL on the tables analysts query."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -17,9 +20,10 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from sluice.collector.client_ip import ip_hash
 
 from .conftest import ADMIN_TOKEN
-from .harness import fetch, static_site, wait_until
+from .harness import fetch, free_port, static_site, wait_until
 from .netns import Namespace
-from .nginx_conf import Nginx
+from .nginx_conf import Nginx, nginx
+from .sluice_server import sluice_serve
 
 SITE = "e2e-shop"
 
@@ -52,8 +56,8 @@ PAGE = """<!doctype html>
 """
 
 
-@pytest.fixture
-def shop(netns: Namespace, front: Nginx) -> Iterator[str]:
+@contextmanager
+def shop_site(netns: Namespace, front: Nginx) -> Iterator[str]:
     """The shop's site; its page loads the tracker from nginx (another origin, as in real life)."""
     pages: dict[str, str] = {}
     with static_site(netns.host_ip, pages) as port:
@@ -61,6 +65,12 @@ def shop(netns: Namespace, front: Nginx) -> Iterator[str]:
         pages["/cookieless"] = pages["/"].replace('data-site="', 'data-cookieless data-site="')
         pages["/offer"] = "<!doctype html><title>Partner</title><p>Elsewhere."
         yield f"http://shop.test:{port}"
+
+
+@pytest.fixture
+def shop(netns: Namespace, front: Nginx) -> Iterator[str]:
+    with shop_site(netns, front) as url:
+        yield url
 
 
 def rows(db: psycopg.Connection, query: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -250,3 +260,58 @@ def test_with_do_not_track_nothing_leaves_the_browser(
     time.sleep(1)  # what the page would have sent is long gone by now
     assert "/collect" not in (front.prefix / "access.log").read_text()  # no request reached nginx
     assert rows(db, "select count(*) from events") == [(0,)]
+
+
+def test_events_sent_while_the_collector_is_down_are_stored_once_after_the_next_page_load(
+    browser: WebDriver, netns: Namespace, sluice_env: dict[str, str], tmp_path: Path, db: psycopg.Connection
+) -> None:
+    # nginx in front of a collector port nothing listens on yet: it answers 502 with its JSON
+    # "unavailable" page, which carries no CORS header, so the page's fetch fails outright.
+    collector_port = free_port()
+    with (
+        nginx(
+            addresses=["127.0.0.1", netns.host_ip], upstream=f"127.0.0.1:{collector_port}", prefix=tmp_path / "nginx"
+        ) as front,
+        shop_site(netns, front) as shop,
+    ):
+        access_log = front.prefix / "access.log"
+
+        def refused_posts() -> int:
+            lines = access_log.read_text().splitlines() if access_log.exists() else []
+            return sum('"POST /collect ' in line and '" 502 ' in line for line in lines)
+
+        def waiting_in_the_browser() -> list[dict[str, Any]]:
+            return list(json.loads(browser.execute_script("return localStorage.sluice_retry || '[]'")))
+
+        browser.get(f"{shop}/")
+        wait_until(lambda: browser.execute_script("return !!(window.sluice && window.sluice.loaded)"), "the tracker")
+        wait_until(lambda: refused_posts() == 1, "nginx to refuse the page view")  # with the stub's event
+        browser.execute_script("sluice.track('purchase', { plan: 'pro' })")
+        wait_until(lambda: refused_posts() == 2, "nginx to refuse the purchase")
+        kept = waiting_in_the_browser()
+        assert [(e["eventType"], e.get("eventName")) for e in kept] == [
+            ("pageview", None),
+            ("custom", "early"),
+            ("custom", "purchase"),
+        ]
+        assert rows(db, "select count(*) from events") == [(0,)]
+
+        with sluice_serve(sluice_env, tmp_path, port=collector_port):
+            browser.get(f"{shop}/next")  # the next page load: a page view and the stub's event of its own
+            wait_until(lambda: waiting_in_the_browser() == [], "the browser to have sent everything", timeout_s=20)
+            wait_until(lambda: rows(db, "select count(*) from events")[0][0] >= 5, "the events", timeout_s=20)
+
+            stored = rows(db, "select event_id::text, event_type, payload->>'eventName', payload->>'path' from events")
+            assert len(stored) == 5
+            assert sorted(s[0] for s in stored if s[0] in {e["eventId"] for e in kept}) == sorted(
+                e["eventId"] for e in kept
+            )  # every kept event, each once, by the id it was first sent with
+            assert sorted(s[1:] for s in stored) == sorted(
+                [
+                    ("pageview", None, "/"),
+                    ("custom", "early", "/"),
+                    ("custom", "purchase", "/"),
+                    ("pageview", None, "/next"),
+                    ("custom", "early", "/next"),
+                ]
+            )

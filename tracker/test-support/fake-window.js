@@ -31,6 +31,9 @@ class Storage {
   setItem(key, value) {
     this.items[key] = String(value)
   }
+  removeItem(key) {
+    delete this.items[key]
+  }
 }
 
 // A link element as the click handler sees it: `closest('a[href]')` finds itself.
@@ -50,8 +53,10 @@ function link(href, { text = 'a link', attrs = {} } = {}) {
 /**
  * Options: url, referrer, title, attrs (the script tag's data-* attributes, without "data-"),
  * storage (a Storage, shared between page loads), dnt, beacon ('ok' | 'refuse' | 'missing' |
- * 'throw'), fetch ('ok' | 'reject' | 'throw'), stub (calls made before load, as arrays), now (ms),
- * noCurrentScript.
+ * 'throw'), fetch ('ok' | an HTTP status the collector answers | 'reject' (no answer: the network,
+ * or a refusal without CORS headers) | 'hang' (an answer that never comes, as for a page that
+ * closed) | 'missing' | 'throw'), stub (calls made before load, as arrays), now (ms),
+ * noCurrentScript. `net.beacon` and `net.fetch` may be changed while the page is open.
  */
 function load(options = {}) {
   const clock = { now: options.now ?? Date.UTC(2026, 0, 15, 12, 0, 0) }
@@ -67,7 +72,8 @@ function load(options = {}) {
 
   let timers = []
   let nextTimer = 1
-  const sent = [] // { via: 'beacon' | 'fetch', url, body (parsed), init }
+  const sent = [] // { via: 'beacon' | 'fetch', url, body (parsed), status (fetch: the answer's), init }
+  const net = { beacon: options.beacon ?? 'ok', fetch: options.fetch ?? 'ok' }
   const win = new Listeners()
   const doc = new Listeners()
   const attrs = { site: 'example-com', ...options.attrs }
@@ -110,21 +116,20 @@ function load(options = {}) {
   })
 
   const navigator = { language: 'en-GB', doNotTrack: options.dnt ? '1' : null }
-  const beacon = options.beacon ?? 'ok'
-  if (beacon !== 'missing') {
+  if (net.beacon !== 'missing') {
     navigator.sendBeacon = (url, body) => {
-      if (beacon === 'throw') throw new TypeError('beacon blocked')
-      if (beacon === 'refuse') return false
+      if (net.beacon === 'throw') throw new TypeError('beacon blocked')
+      if (net.beacon === 'refuse') return false
       sent.push({ via: 'beacon', url, body: JSON.parse(body), type: typeof body })
       return true
     }
   }
-  const fetchMode = options.fetch ?? 'ok'
-  const fetch = (url, init) => {
-    if (fetchMode === 'throw') throw new TypeError('fetch blocked')
-    if (fetchMode === 'reject') return Promise.reject(new TypeError('Failed to fetch'))
-    sent.push({ via: 'fetch', url, body: JSON.parse(init.body), init })
-    return Promise.resolve({ status: 202 })
+  function fetch(url, init) {
+    if (net.fetch === 'throw') throw new TypeError('fetch blocked')
+    if (net.fetch === 'reject') return Promise.reject(new TypeError('Failed to fetch'))
+    const status = net.fetch === 'ok' ? 202 : net.fetch === 'hang' ? undefined : net.fetch
+    sent.push({ via: 'fetch', url, body: JSON.parse(init.body), status, type: typeof init.body, init })
+    return status === undefined ? new Promise(() => {}) : Promise.resolve({ status })
   }
 
   Object.assign(win, {
@@ -132,7 +137,7 @@ function load(options = {}) {
     navigator,
     location,
     history,
-    fetch,
+    fetch: net.fetch === 'missing' ? undefined : fetch,
     screen: { width: 1280, height: 720 },
     localStorage: options.storage ?? new Storage(),
     crypto: globalThis.crypto,
@@ -164,6 +169,7 @@ function load(options = {}) {
     location,
     history,
     sent,
+    net,
     clock,
     /** Runs the timers due now (and those they start), like the end of the current task. */
     tick() {
@@ -176,9 +182,17 @@ function load(options = {}) {
     advance(ms) {
       clock.now += ms
     },
-    /** All events sent so far, in order. */
+    /** Lets the answers already given reach the tracker (promise callbacks run). */
+    settle() {
+      return new Promise((resolve) => setImmediate(resolve))
+    },
+    /** All events sent so far and taken (a beacon, or a fetch answered 2xx), in order. */
     events() {
-      return sent.flatMap((s) => s.body.events)
+      return sent.filter((s) => s.via === 'beacon' || (s.status >= 200 && s.status < 300)).flatMap((s) => s.body.events)
+    },
+    /** The events the tracker keeps for sending again, oldest first. */
+    waiting() {
+      return JSON.parse(win.localStorage.getItem('sluice_retry') || '[]')
     },
     click(target, event = {}) {
       doc.dispatch('click', { target, button: 0, ...event })

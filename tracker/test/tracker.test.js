@@ -16,9 +16,16 @@ test.describe('page views', () => {
     })
     page.tick()
     assert.equal(page.sent.length, 1)
-    const [{ via, url, body, type }] = page.sent
-    assert.equal(via, 'beacon')
+    const [{ via, url, body, type, init }] = page.sent
+    assert.equal(via, 'fetch') // which, unlike sendBeacon, says whether the collector took it
     assert.equal(type, 'string') // a string body is sent as text/plain: no CORS preflight
+    assert.deepEqual(JSON.parse(JSON.stringify({ ...init, body: 'B' })), {
+      method: 'POST',
+      body: 'B',
+      keepalive: true, // outlives the page
+      credentials: 'omit',
+      headers: { 'Content-Type': 'text/plain' },
+    })
     assert.equal(url, 'https://stats.example.net/collect')
     assert.equal(body.sentAt, '2026-01-15T12:00:00.000Z')
     assert.equal(body.events.length, 1)
@@ -342,32 +349,218 @@ test.describe('batching and transport', () => {
     assert.equal(page.sent.length, 3)
   })
 
-  for (const beacon of ['refuse', 'missing', 'throw']) {
-    test(`when sendBeacon is ${beacon === 'missing' ? 'missing' : beacon + 's'}, fetch with keepalive sends text/plain`, () => {
-      const page = load({ beacon })
+  for (const fetch of ['missing', 'throw']) {
+    const fetchIs = fetch === 'missing' ? 'missing' : fetch + 's'
+    test(`when fetch is ${fetchIs}, sendBeacon sends a string (text/plain)`, () => {
+      const page = load({ fetch })
       page.tick()
       assert.equal(page.sent.length, 1)
-      const [{ via, url, init, body }] = page.sent
-      assert.equal(via, 'fetch')
+      const [{ via, url, type, body }] = page.sent
+      assert.equal(via, 'beacon')
       assert.equal(url, 'https://stats.example.net/collect')
-      assert.equal(init.method, 'POST')
-      assert.equal(init.keepalive, true)
-      assert.equal(init.headers['Content-Type'], 'text/plain')
+      assert.equal(type, 'string')
       assert.equal(body.events[0].eventType, 'pageview')
+      assert.deepEqual(page.waiting(), []) // a beacon the browser queued is all that can be known
     })
   }
 
-  test('a collector that is down, or a blocked fetch, never throws into the page', async () => {
-    for (const fetch of ['reject', 'throw']) {
-      const page = load({ beacon: 'refuse', fetch })
+  test('a collector that is down, or a blocked fetch and beacon, never throws into the page', async () => {
+    for (const fetch of ['reject', 'throw', 503]) {
+      const page = load({ beacon: 'throw', fetch })
       assert.doesNotThrow(() => {
         page.tick()
         page.window.sluice.track('x')
         page.window.dispatch('pagehide')
+        page.document.dispatch('visibilitychange')
       })
     }
     await new Promise((resolve) => setImmediate(resolve)) // an unhandled rejection would fail the run
   })
+})
+
+test.describe('sending again what could not be sent', () => {
+  const names = (events) => events.map((e) => e.eventName || e.eventType)
+
+  for (const fault of [503, 500, 502, 429, 'reject']) {
+    const what = fault === 'reject' ? 'that fails' : 'answered ' + fault
+    test(`a fetch ${what} keeps its events; the next page load sends them again`, async () => {
+      const storage = new Storage()
+      const first = load({ storage, fetch: fault })
+      first.window.sluice.track('signup')
+      first.tick()
+      await first.settle()
+      assert.deepEqual(first.events(), [])
+      const lost = first.sent.length ? first.sent[0].body.events : first.waiting()
+      assert.deepEqual(names(first.waiting()), ['pageview', 'signup'])
+      assert.deepEqual(first.waiting(), lost) // as they were, ids and timestamps included
+
+      const second = load({ storage, now: first.clock.now + 5 * MINUTE, url: 'https://example.com/next' })
+      const [again] = second.sent
+      assert.deepEqual(again.body.events, lost) // sent at once, before anything else
+      assert.equal(again.init.keepalive, false) // keepalive's 64 KB would not hold a backlog
+      assert.equal(again.body.sentAt, new Date(second.clock.now).toISOString()) // the skew is the new request's
+      second.tick()
+      await second.settle()
+      assert.deepEqual(names(second.events()), ['pageview', 'signup', 'pageview'])
+      assert.equal(second.events()[2].path, '/next')
+      assert.deepEqual(second.waiting(), [])
+      assert.deepEqual(storage.items.sluice_retry, undefined) // nothing left behind
+    })
+  }
+
+  for (const status of [200, 202, 400, 413, 422]) {
+    test(`an answer ${status} is final: nothing is kept`, async () => {
+      const page = load({ fetch: status })
+      page.tick()
+      await page.settle()
+      assert.equal(page.sent.length, 1)
+      assert.deepEqual(page.waiting(), [])
+    })
+  }
+
+  test('a beacon that refuses (fetch missing) keeps its events; one that queues does not', async () => {
+    const storage = new Storage()
+    const refused = load({ storage, fetch: 'missing', beacon: 'refuse' })
+    refused.tick()
+    assert.deepEqual(names(refused.waiting()), ['pageview'])
+    const queued = load({ storage, fetch: 'missing' })
+    queued.tick()
+    assert.deepEqual(names(queued.events()), ['pageview', 'pageview'])
+    assert.deepEqual(queued.waiting(), [])
+  })
+
+  test('the page turning visible sends them again, but not those whose answer is still awaited', async () => {
+    const page = load({ fetch: 503 })
+    page.tick()
+    await page.settle()
+    page.net.fetch = 'hang'
+    page.window.sluice.track('pending')
+    page.tick()
+    assert.deepEqual(names(page.waiting()), ['pageview', 'pending'])
+    page.net.fetch = 'ok'
+    page.document.visibilityState = 'hidden'
+    page.document.dispatch('visibilitychange')
+    page.document.visibilityState = 'visible'
+    page.document.dispatch('visibilitychange')
+    await page.settle()
+    assert.deepEqual(names(page.events()), ['pageview']) // 'pending' is on its way still
+    assert.deepEqual(names(page.waiting()), ['pending'])
+    page.document.dispatch('visibilitychange')
+    assert.equal(page.sent.length, 3) // nothing more while it is
+  })
+
+  test('events whose page closed before the answer came are sent again on the next load', async () => {
+    const storage = new Storage()
+    const first = load({ storage, fetch: 'hang' })
+    first.window.sluice.track('leaving')
+    first.window.dispatch('pagehide')
+    assert.deepEqual(names(first.waiting()), ['pageview', 'leaving'])
+    const second = load({ storage })
+    second.tick()
+    await second.settle()
+    assert.deepEqual(
+      second.events().map((e) => e.eventId),
+      [...first.sent[0].body.events.map((e) => e.eventId), second.sent[1].body.events[0].eventId]
+    )
+    assert.deepEqual(second.waiting(), [])
+  })
+
+  test('at most 200 events are kept, the oldest dropped first, and none older than 24 hours', async () => {
+    const storage = new Storage()
+    const first = load({ storage, fetch: 503 })
+    for (let i = 1; i < 250; i++) first.window.sluice.track('e' + i)
+    first.tick()
+    await first.settle()
+    assert.deepEqual(names(first.waiting()), Array.from({ length: 200 }, (_, i) => 'e' + (i + 50)))
+
+    const later = load({ storage, fetch: 503, now: first.clock.now + 23 * 60 * MINUTE })
+    later.tick()
+    await later.settle()
+    assert.equal(later.waiting().length, 200)
+    assert.deepEqual(names(later.waiting().slice(-2)), ['e249', 'pageview'])
+
+    const nextDay = load({ storage, now: first.clock.now + 24 * 60 * MINUTE })
+    nextDay.tick()
+    await nextDay.settle()
+    assert.deepEqual(names(nextDay.sent.flatMap((s) => s.body.events)), ['pageview', 'pageview'])
+    assert.deepEqual(nextDay.waiting(), [])
+  })
+
+  test('cookieless: nothing is stored in the browser; the page sends again when shown, a new page cannot', async () => {
+    const storage = new Storage()
+    const page = load({ storage, fetch: 503, attrs: { cookieless: '' } })
+    page.tick()
+    await page.settle()
+    assert.deepEqual(storage.items, {})
+    page.net.fetch = 'ok'
+    page.document.dispatch('visibilitychange')
+    await page.settle()
+    assert.deepEqual(names(page.events()), ['pageview'])
+    assert.equal(page.sent.length, 2)
+    assert.deepEqual(storage.items, {})
+
+    const failed = load({ storage, fetch: 503, attrs: { cookieless: '' } })
+    failed.tick()
+    await failed.settle()
+    const next = load({ storage, attrs: { cookieless: '' } })
+    next.tick()
+    assert.equal(next.sent.length, 1) // its own page view only
+    assert.deepEqual(storage.items, {})
+  })
+
+  test('a list left in storage by a page that was not cookieless is not touched by a cookieless one', async () => {
+    const storage = new Storage()
+    const before = load({ storage, fetch: 503 })
+    before.tick()
+    await before.settle()
+    const kept = storage.items.sluice_retry
+    const page = load({ storage, attrs: { cookieless: '' } })
+    page.tick()
+    await page.settle()
+    assert.deepEqual(names(page.events()), ['pageview'])
+    assert.equal(page.events()[0].visitorId, undefined)
+    assert.equal(storage.items.sluice_retry, kept)
+  })
+
+  test('storage that throws: this page still sends them again when shown', async () => {
+    const throwing = {
+      getItem() {
+        throw new Error('SecurityError')
+      },
+      setItem() {
+        throw new Error('QuotaExceededError')
+      },
+      removeItem() {
+        throw new Error('SecurityError')
+      },
+    }
+    const page = load({ storage: throwing, fetch: 'reject' })
+    page.tick()
+    await page.settle()
+    page.net.fetch = 'ok'
+    page.document.dispatch('visibilitychange')
+    await page.settle()
+    assert.deepEqual(names(page.events()), ['pageview'])
+  })
+
+  for (const [optOut, how] of [
+    [{ storage: new Storage(), set: true }, 'sluice_ignore set'],
+    [{ storage: new Storage(), dnt: true }, 'Do-Not-Track'],
+  ]) {
+    test(`after an opt-out (${how}) what was kept is forgotten, not sent`, async () => {
+      const { storage } = optOut
+      const first = load({ storage, fetch: 503 })
+      first.tick()
+      await first.settle()
+      assert.equal(first.waiting().length, 1)
+      if (optOut.set) storage.setItem('sluice_ignore', 'true')
+      const second = load({ storage, dnt: optOut.dnt })
+      second.tick()
+      assert.equal(second.sent.length, 0)
+      const ids = ['sluice_visitor', 'sluice_session']
+      assert.deepEqual(Object.keys(storage.items), optOut.set ? [...ids, 'sluice_ignore'] : ids) // the list is gone
+    })
+  }
 })
 
 test.describe('identity', () => {
