@@ -449,6 +449,21 @@ test.describe('sending again what could not be sent', () => {
     assert.equal(page.sent.length, 3) // nothing more while it is
   })
 
+  test('a page back from the back/forward cache sends them again', async () => {
+    const page = load({ fetch: 'reject' })
+    page.tick()
+    await page.settle()
+    page.net.fetch = 'ok'
+    page.window.dispatch('pageshow', { persisted: false }) // the first showing: loading sent them already
+    assert.equal(page.sent.length, 0)
+    page.window.dispatch('pagehide', { persisted: true })
+    page.window.dispatch('pageshow', { persisted: true })
+    page.tick()
+    await page.settle()
+    assert.deepEqual(names(page.events()), ['pageview', 'pageview'])
+    assert.deepEqual(page.waiting(), [])
+  })
+
   test('events whose page closed before the answer came are sent again on the next load', async () => {
     const storage = new Storage()
     const first = load({ storage, fetch: 'hang' })
