@@ -1,9 +1,11 @@
-"""Retention: drops whole raw partitions older than the retention, prunes the daily tables.
+"""Retention: drops whole raw partitions older than the retention, and each ETL table's rows older
+than its tier (etl/jobs.py: `keep`).
 
 Raw: `events_YYYYMMDD` partitions whose whole day is older than `retention_days`, with the rows of
-`event_ids` and `stg_events` of that age (both are copies of the raw log). Daily tables
-(`daily_metrics`, `daily_breakdown`, `hourly_click_counts`): rows older than `daily_retention_days`.
-Nothing else is touched: `sessions` and `clicks` stay.
+`event_ids` of that age (the collector's copy of the ids). Every table a job writes is kept by its
+declared tier: `raw` (`stg_events`, a copy of the raw log) as long as the raw log, `daily` (the
+daily and hourly tables) `daily_retention_days`, `forever` (`sessions`, `clicks`, `user_agents`)
+untouched.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 from psycopg import sql
 
+from sluice.etl.jobs import JOBS
 from sluice.settings import Settings
 
 _PARTITION = re.compile(r"^events_(\d{8})$")
@@ -23,7 +26,6 @@ def cleanup(conn: psycopg.Connection, settings: Settings, today: date | None = N
     """Runs inside the caller's transaction; returns rows (or partitions) removed per table."""
     today = today or datetime.now(UTC).date()
     raw_cutoff = today - timedelta(days=settings.retention_days)
-    daily_cutoff = today - timedelta(days=settings.daily_retention_days)
     removed: dict[str, int] = {"events_partitions": 0}
 
     partitions = conn.execute(
@@ -36,13 +38,22 @@ def cleanup(conn: psycopg.Connection, settings: Settings, today: date | None = N
             conn.execute(sql.SQL("drop table {}").format(sql.Identifier(name)))
             removed["events_partitions"] += 1
 
-    cutoff_at = datetime(raw_cutoff.year, raw_cutoff.month, raw_cutoff.day, tzinfo=UTC)
-    removed["event_ids"] = conn.execute("delete from event_ids where received_at < %s", (cutoff_at,)).rowcount
-    removed["stg_events"] = conn.execute("delete from stg_events where received_at < %s", (cutoff_at,)).rowcount
-    removed["daily_metrics"] = conn.execute("delete from daily_metrics where day < %s", (daily_cutoff,)).rowcount
-    removed["daily_breakdown"] = conn.execute("delete from daily_breakdown where day < %s", (daily_cutoff,)).rowcount
-    removed["hourly_click_counts"] = conn.execute(
-        "delete from hourly_click_counts where hour < %s",
-        (datetime(daily_cutoff.year, daily_cutoff.month, daily_cutoff.day, tzinfo=UTC),),
-    ).rowcount
+    cutoffs = {
+        "raw": _midnight(raw_cutoff),
+        "daily": _midnight(today - timedelta(days=settings.daily_retention_days)),
+    }
+    removed["event_ids"] = conn.execute("delete from event_ids where received_at < %s", (cutoffs["raw"],)).rowcount
+    # Days are UTC days: under UTC a date column compares with the cutoff as its midnight does.
+    conn.execute("select set_config('timezone', 'UTC', true)")
+    for job in JOBS:
+        if job.table and job.keep.tier != "forever":
+            assert job.keep.by is not None
+            delete = sql.SQL("delete from {} where {} < %s").format(
+                sql.Identifier(job.table), sql.Identifier(job.keep.by)
+            )
+            removed[job.table] = conn.execute(delete, (cutoffs[job.keep.tier],)).rowcount
     return removed
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)

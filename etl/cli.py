@@ -15,7 +15,8 @@ from typing import Any
 import orjson
 
 from sluice.etl import pipeline
-from sluice.etl.render import Context, UnknownJob, render
+from sluice.etl.jobs import JOBS, describe
+from sluice.etl.render import Context, render
 from sluice.settings import Settings
 
 
@@ -74,15 +75,31 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     if not args.job:
-        # in the order a rebuild runs them
-        for step in (pipeline.Step("reset"), *pipeline.RUN_STEPS):
-            print(f"{step.name}  (Python: etl/enrich.py)" if step.python else step.name)
+        # in the order a rebuild runs them (etl/jobs.py)
+        width = max(len(job.name) for job in JOBS)
+        print(f"{'reset':<{width}}  a rebuild's first step: empties every table below, watermark to 0")
+        for job in JOBS:
+            print(f"{job.name:<{width}}  {describe(job)}")
         return 0
-    try:
-        text = render(args.job, Context(single_day=args.single_day, rebuild=args.rebuild))
-    except UnknownJob as exc:
-        print(f"sluice etl render: {exc}", file=sys.stderr)
+    if args.job == "reset":
+        print("-- reset (etl/pipeline.py: reset_statements), run first by a rebuild:\n")
+        print("\n\n".join(f"{statement.as_string()};" for statement in pipeline.reset_statements()))
+        return 0
+    declared = {job.name: job for job in JOBS}
+    job = declared.get(args.job)
+    if job is None:
+        known = ", ".join(["reset", *declared])
+        print(f"sluice etl render: no ETL job {args.job!r}; known jobs: {known}", file=sys.stderr)
         return 2
+    if job.python is not None:
+        print(f"-- {job.name} runs Python, no SQL: {job.python.__module__}.{job.python.__name__}")
+        return 0
+    context = Context(single_day=args.single_day, rebuild=args.rebuild)
+    text = render(args.job, context)
+    added = pipeline.after_job(job, context)
+    if added:
+        text = text.rstrip("\n") + "\n\n-- then, added by the run (etl/pipeline.py: after_job):\n"
+        text += "\n".join(f"{statement.as_string()};" for statement in added)
     values = pipeline.parameters(settings)
     header = "\n".join(f"--   %({name})s = interval '{value}'" for name, value in values.items())
     print(f"-- sql/etl/{args.job}.sql.j2, rendered. Parameters bound at run time, besides the batch bounds:")

@@ -1,4 +1,4 @@
-"""One ETL run: the steps in order, inside one transaction, under one advisory lock.
+"""One ETL run: the jobs in order (etl/jobs.py), inside one transaction, under one advisory lock.
 
 A run takes the events committed since the previous run (the transaction-id watermark, README
 "Design"), recomputes exactly the sessions and days they touch, replaces those rows, and stores the
@@ -8,7 +8,6 @@ session-level advisory lock RUN_LOCK makes runs exclusive; `etl_runs` records ea
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,46 +20,15 @@ from psycopg import errors, sql
 from psycopg.types.json import Jsonb
 
 from sluice.db import connect
-from sluice.etl.enrich import enrich_user_agents
+from sluice.etl.jobs import BULK_TABLES, JOBS, SINGLE_DAY_JOBS, TABLES, Job
 from sluice.etl.locks import RUN_LOCK
 from sluice.etl.render import Context, render, statements
-from sluice.etl.status import TABLES
 from sluice.settings import Settings
 
 Kind = Literal["incremental", "rebuild", "daily", "cleanup"]
 
-
-@dataclass(frozen=True)
-class Step:
-    """A SQL job (`sql/etl/<name>.sql.j2`) or, when `python` is set, a Python step."""
-
-    name: str
-    python: Callable[[psycopg.Connection], int] | None = None
-
-
-# The whole run, in order. A rebuild runs `reset` first; a daily recompute only the last three.
-RUN_STEPS: tuple[Step, ...] = (
-    Step("batch_user_agents"),  # the batch's distinct User-Agent strings
-    Step("user_agents", python=enrich_user_agents),  # parse unseen ones
-    Step("batch_events"),  # the batch, typed: the only step that reads JSONB
-    Step("sessionized_events"),  # the batch plus every stored event of the sessions it touches
-    Step("sessions"),
-    Step("stg_events"),
-    Step("clicks"),
-    Step("hourly_click_counts"),
-    Step("affected_days"),
-    Step("daily_metrics"),
-    Step("daily_breakdown"),
-)
-# Emptied by a rebuild, then loaded in bulk.
-BULK_TABLES = ("stg_events", "sessions", "clicks", "hourly_click_counts", "daily_breakdown")
-ANALYZE_AFTER_REBUILD = ("clicks", "hourly_click_counts", "daily_breakdown")
-DAILY_STEPS: tuple[Step, ...] = (Step("affected_days"), Step("daily_metrics"), Step("daily_breakdown"))
-
 # The step_seconds entry of a run whose first attempt met a duplicate event_id (the seconds it took).
 RETRIED_WITH_ID_CHECK = "(duplicate event_id: again with the check)"
-
-_WRITE = re.compile(r"^(?:\s*--[^\n]*\n)*\s*(?:insert\s+into|update)\s+(\w+)", re.IGNORECASE)
 
 
 class AlreadyRunning(RuntimeError):
@@ -82,6 +50,7 @@ class RunResult:
     watermark_to: str | None = None
     events_processed: int = 0
     events_too_late: int = 0
+    # per table: rows inserted or updated (cleanup: rows, or partitions, removed)
     rows_written: dict[str, int] = field(default_factory=dict)
     remaining: int = 0  # events committed but left for a later run (batch_size, or not yet below xmin)
     events_by_type: dict[str, int] = field(default_factory=dict)
@@ -129,9 +98,9 @@ def run(
                     elif kind == "daily":
                         if target_date is None:
                             raise ValueError("a daily recompute needs a target_date")
-                        _run_steps(
+                        _run_jobs(
                             conn,
-                            DAILY_STEPS,
+                            SINGLE_DAY_JOBS,
                             parameters(settings, target_date=target_date),
                             result,
                             Context(single_day=True),
@@ -228,12 +197,15 @@ def _run_batch(
     # txid < xmin are all visible now and no later commit can add one below it.
     xmin = _scalar(conn, "select pg_snapshot_xmin(pg_current_snapshot())::text")
     if rebuild:
-        _run_steps(conn, (Step("reset"),), {}, result)
+        started = time.perf_counter()
+        for statement in reset_statements():
+            conn.execute(statement)
+        result.step_seconds["reset"] = round(time.perf_counter() - started, 3)
     low = _scalar(conn, "select watermark::text from etl_state")
     high = _upper_bound(conn, low, xmin, batch_size)
     result.watermark_from, result.watermark_to = low, high
     params = parameters(settings, watermark_from=low, watermark_to=high)
-    load = _rebuild if rebuild else _run_all_steps
+    load = _rebuild if rebuild else _run_all_jobs
     # First without the duplicate event_id checks: the event log's ids are unique but for rows
     # loaded around the collector, and stg_events' primary key (re-created after a rebuild's load)
     # fails on a duplicate. Then the savepoint undoes the attempt and the run goes again with them.
@@ -255,23 +227,26 @@ def _run_batch(
     conn.execute("update etl_state set watermark = %s::xid8", (high,))
 
 
-def _run_all_steps(conn: psycopg.Connection, params: dict[str, Any], result: RunResult, context: Context) -> None:
-    _run_steps(conn, RUN_STEPS, params, result, context)
+def reset_statements() -> list[sql.Composed]:
+    """A rebuild's first step: empties every table a job writes, and sets the watermark back to the
+    start, so the batch is the whole log."""
+    return [
+        sql.SQL("truncate {}").format(sql.SQL(", ").join(map(sql.Identifier, TABLES))),
+        sql.SQL("update etl_state set watermark = '0'::xid8"),
+    ]
+
+
+def _run_all_jobs(conn: psycopg.Connection, params: dict[str, Any], result: RunResult, context: Context) -> None:
+    _run_jobs(conn, JOBS, params, result, context)
 
 
 def _rebuild(conn: psycopg.Connection, params: dict[str, Any], result: RunResult, context: Context) -> None:
     # Loading emptied tables and indexing them afterwards is several times faster than
     # maintaining the indexes row by row.
     with _indexes_deferred(conn, BULK_TABLES):
-        _run_steps(conn, RUN_STEPS, params, result, context)
+        _run_jobs(conn, JOBS, params, result, context)
         started = time.perf_counter()
     result.step_seconds["(indexes)"] = round(time.perf_counter() - started, 3)
-    # fresh statistics, so the next incremental runs get index plans right away (stg_events and
-    # sessions were analysed by their steps, right after their load)
-    started = time.perf_counter()
-    for table in ANALYZE_AFTER_REBUILD:
-        conn.execute(sql.SQL("analyze {}").format(sql.Identifier(table)))
-    result.step_seconds["(analyze)"] = round(time.perf_counter() - started, 3)
 
 
 @contextmanager
@@ -324,25 +299,48 @@ def _upper_bound(conn: psycopg.Connection, low: str, xmin: str, batch_size: int 
     return str(after[0]) if after and after[0] is not None else xmin
 
 
-def _run_steps(
+def _run_jobs(
     conn: psycopg.Connection,
-    steps: tuple[Step, ...],
+    jobs: tuple[Job, ...],
     params: dict[str, Any],
     result: RunResult,
-    context: Context | None = None,
+    context: Context,
 ) -> None:
-    for step in steps:
+    for job in jobs:
         started = time.perf_counter()
-        if step.python is not None:
-            _count(result, step.name, step.python(conn))
+        written_before = _rows_written(conn, job.table) if job.table else 0
+        if job.python is not None:
+            job.python(conn)
         else:
-            for statement in statements(render(step.name, context)):
-                cursor = conn.execute(statement, params)
-                match = _WRITE.match(statement)
-                # the tables the ETL produces; not its scratch tables or etl_state
-                if match and match.group(1) in TABLES and cursor.rowcount >= 0:
-                    _count(result, match.group(1), cursor.rowcount)
-        result.step_seconds[step.name] = round(time.perf_counter() - started, 3)
+            for statement in statements(render(job.name, context)):
+                conn.execute(statement, params)
+        for statement in after_job(job, context):
+            conn.execute(statement)
+        if job.table:
+            _count(result, job.table, _rows_written(conn, job.table) - written_before)
+        result.step_seconds[job.name] = round(time.perf_counter() - started, 3)
+
+
+def after_job(job: Job, context: Context) -> list[sql.Composed]:
+    """What the run adds after a job's own statements: a rebuild analyses a bulk-loaded table right
+    after its load, so the jobs after it plan for a full table and the next incremental runs get
+    index plans right away."""
+    if context.rebuild and job.table and job.bulk:
+        return [sql.SQL("analyze {}").format(sql.Identifier(job.table))]
+    return []
+
+
+def _rows_written(conn: psycopg.Connection, table: str) -> int:
+    """Rows inserted or updated in `table` so far in this transaction, as PostgreSQL counted them
+    (pg_stat_xact_user_tables; counted while track_counts is on, its default, which autovacuum
+    needs too). A table is written by its own job only (etl/jobs.py), so the difference across
+    that job is what the job wrote, whatever its statements look like."""
+    row = conn.execute(
+        "select pg_stat_get_xact_tuples_inserted(%(t)s::regclass) + pg_stat_get_xact_tuples_updated(%(t)s::regclass)",
+        {"t": table},
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def _count(result: RunResult, table: str, rows: int) -> None:

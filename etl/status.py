@@ -5,22 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import sql
+from psycopg.abc import Query
 from psycopg.rows import dict_row
 
-# Every table the ETL writes, in the order a reader meets them.
-TABLES = (
-    "stg_events",
-    "sessions",
-    "daily_metrics",
-    "daily_breakdown",
-    "clicks",
-    "hourly_click_counts",
-    "user_agents",
-    "etl_runs",
-)
+from sluice.etl import jobs
+
+# Every table the ETL writes: the jobs' tables in run order, and its record of runs.
+TABLES = (*jobs.TABLES, "etl_runs")
 
 
-def _rows(conn: psycopg.Connection, query: str, params: Any = None) -> list[dict[str, Any]]:
+def _rows(conn: psycopg.Connection, query: Query, params: Any = None) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cursor:
         return cursor.execute(query, params).fetchall()
 
@@ -54,7 +49,10 @@ def status(conn: psycopg.Connection) -> dict[str, Any]:
            from events where txid >= %s::xid8""",
         (watermark,),
     )[0]["lag_s"]
-    counts = {table: _rows(conn, f"select count(*) as n from {table}")[0]["n"] for table in TABLES}
+    counts = {
+        table: _rows(conn, sql.SQL("select count(*) as n from {}").format(sql.Identifier(table)))[0]["n"]
+        for table in TABLES
+    }
     last = runs(conn, 1)
     return {
         "watermark": watermark,

@@ -1,4 +1,5 @@
-"""Writes events into the raw log the way the collector does: COPY, one transaction per call."""
+"""Writes events into the raw log the way the collector does (COPY, one transaction per call), and
+reads the ETL's tables back."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg import sql
+from psycopg.abc import Query
+
+from sluice.etl import jobs
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
@@ -98,6 +103,32 @@ def settle(conn: psycopg.Connection, timeout_s: float = 20) -> None:
         time.sleep(0.02)
 
 
-def rows(conn: psycopg.Connection, query: str, params: Any = None) -> list[dict[str, Any]]:
+def rows(conn: psycopg.Connection, query: Query, params: Any = None) -> list[dict[str, Any]]:
     cursor = conn.cursor(row_factory=psycopg.rows.dict_row)
     return cursor.execute(query, params).fetchall()
+
+
+def primary_key(conn: psycopg.Connection, table: str) -> list[str]:
+    found = conn.execute(
+        """select a.attname
+           from pg_index as i
+           cross join lateral unnest(i.indkey) with ordinality as k (attnum, position)
+           inner join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = k.attnum
+           where i.indrelid = %s::regclass and i.indisprimary
+           order by k.position""",
+        (table,),
+    ).fetchall()
+    return [str(name) for (name,) in found]
+
+
+def snapshot(conn: psycopg.Connection) -> dict[str, list[dict[str, Any]]]:
+    """Every table an ETL job writes (etl/jobs.py), each in the order of its primary key."""
+    return {
+        table: rows(
+            conn,
+            sql.SQL("select * from {} order by {}").format(
+                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, primary_key(conn, table)))
+            ),
+        )
+        for table in jobs.TABLES
+    }

@@ -9,6 +9,7 @@ import pytest
 from eventlog import event, insert
 
 from sluice.cli import main
+from sluice.etl.jobs import JOBS, TABLES
 from sluice.etl.locks import RUN_LOCK
 from sluice.settings import Settings
 
@@ -54,21 +55,40 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "must exceed SLUICE_LATENESS_DAYS=3" in capsys.readouterr().err
 
 
-def test_render_prints_the_sql_that_runs(capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_lists_the_declared_jobs_in_run_order(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["etl", "render"]) == 0
-    assert capsys.readouterr().out.splitlines()[:4] == [
-        "reset",
-        "batch_user_agents",
-        "user_agents  (Python: etl/enrich.py)",
-        "batch_events",
-    ]
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["reset", *(job.name for job in JOBS)]
+    described = {line.split()[0]: line.split(None, 1)[1] for line in lines}
+    assert described["batch_events"] == "scratch"
+    assert described["user_agents"] == "table, kept forever, Python: sluice.etl.enrich.enrich_user_agents"
+    assert described["stg_events"] == "table, bulk-loaded by a rebuild, kept as long as the raw log (by received_at)"
+    assert described["daily_metrics"] == (
+        "table, kept SLUICE_DAILY_RETENTION_DAYS (by day), runs in `sluice etl daily`"
+    )
+
+
+def test_render_prints_the_sql_that_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["etl", "render", "sessions"]) == 0
     out = capsys.readouterr().out
     assert "-- sessions: one row per session" in out
     assert "insert into sessions" in out
+    assert "analyze" not in out
+    assert main(["etl", "render", "--rebuild", "sessions"]) == 0
+    assert capsys.readouterr().out.endswith(
+        '\n-- then, added by the run (etl/pipeline.py: after_job):\nanalyze "sessions";\n'
+    )
     assert main(["etl", "render", "--rebuild", "batch_events"]) == 0
     assert "set_config('parallel_setup_cost'" in capsys.readouterr().out
     assert main(["etl", "render", "batch_events"]) == 0
     assert "set_config('parallel_setup_cost'" not in capsys.readouterr().out
+    assert main(["etl", "render", "reset"]) == 0
+    assert capsys.readouterr().out.splitlines()[2:] == [
+        "truncate " + ", ".join(f'"{table}"' for table in TABLES) + ";",
+        "",
+        "update etl_state set watermark = '0'::xid8;",
+    ]
+    assert main(["etl", "render", "user_agents"]) == 0
+    assert capsys.readouterr().out == "-- user_agents runs Python, no SQL: sluice.etl.enrich.enrich_user_agents\n"
     assert main(["etl", "render", "nope"]) == 2
-    assert "no ETL job 'nope'" in capsys.readouterr().err
+    assert "no ETL job 'nope'; known jobs: reset, batch_user_agents, user_agents," in capsys.readouterr().err

@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from eventlog import at, event, insert, rows, settle
+from eventlog import at, event, insert, rows, settle, snapshot
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -18,21 +18,6 @@ from hypothesis import strategies as st
 from sluice.etl import pipeline
 from sluice.etl.locks import RUN_LOCK
 from sluice.settings import Settings
-
-DERIVED = {
-    "stg_events": "event_id",
-    "sessions": "site_id, session_key",
-    "daily_metrics": "site_id, day",
-    "daily_breakdown": "site_id, dimension, day, value",
-    "clicks": "event_id",
-    "hourly_click_counts": "site_id, hour, target_url, short_code",
-    "user_agents": "ua_hash",
-}
-
-
-def snapshot(db: psycopg.Connection) -> dict[str, list[dict[str, Any]]]:
-    return {table: rows(db, f"select * from {table} order by {key}") for table, key in DERIVED.items()}
-
 
 def assert_a_rebuild_gives_the_same_tables(db: psycopg.Connection, settings: Settings) -> None:
     """The tables as incremental runs left them equal a full rebuild's."""

@@ -1,0 +1,124 @@
+"""Every ETL job, in run order, one line each: the one list the rest of the ETL derives from.
+
+A job is a template `sql/etl/<name>.sql.j2` (or, with `python`, a function). A `table` job writes
+the table of its name and no other; a `scratch` job writes no table: it only creates temp tables
+(`on commit drop`) for the jobs after it. From this list come the run order (a rebuild's and an
+incremental run's: all of it; `sluice etl daily`'s: the `single_day` jobs), `rows_written` (each
+table's rows inserted or updated by its job), a rebuild's reset (it empties every table below) and
+its bulk load (`bulk`: indexes dropped while the job loads the emptied table, the table analysed
+right after), retention (`keep`), the row counts of `sluice etl status`, the listing of
+`sluice etl render` and the tests' table lists.
+
+Adding an aggregate: a migration creating its table, a template `sql/etl/<table>.sql.j2`, and one
+`table(...)` line below, after the jobs whose tables or temp tables it reads.
+
+A job reads the tables of the jobs before it and the temp tables of the scratch jobs before it,
+never a temp table a table job created: a step two tables share is a scratch job of its own
+(tests/test_etl_jobs.py checks this on every template).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import psycopg
+
+from sluice.etl.enrich import enrich_user_agents
+
+
+@dataclass(frozen=True)
+class Keep:
+    """How long `sluice etl cleanup` keeps a table's rows, judged by the date or timestamptz column `by`:
+    `raw` as long as the raw log (SLUICE_RETENTION_DAYS), `daily` SLUICE_DAILY_RETENTION_DAYS;
+    `forever`: never deleted."""
+
+    tier: Literal["raw", "daily", "forever"]
+    by: str | None = None
+
+
+FOREVER = Keep("forever")
+
+
+def raw(by: str) -> Keep:
+    return Keep("raw", by)
+
+
+def daily(by: str) -> Keep:
+    return Keep("daily", by)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    writes_table: bool  # the table `name`; False: a scratch job
+    bulk: bool = False
+    keep: Keep = FOREVER
+    single_day: bool = False  # has a variant for one given day, which `sluice etl daily` runs
+    python: Callable[[psycopg.Connection], object] | None = None
+
+    @property
+    def table(self) -> str | None:
+        return self.name if self.writes_table else None
+
+
+def table(
+    name: str,
+    *,
+    bulk: bool = False,
+    keep: Keep = FOREVER,
+    single_day: bool = False,
+    python: Callable[[psycopg.Connection], object] | None = None,
+) -> Job:
+    return Job(name, True, bulk=bulk, keep=keep, single_day=single_day, python=python)
+
+
+def scratch(name: str, *, single_day: bool = False) -> Job:
+    return Job(name, False, single_day=single_day)
+
+
+JOBS: tuple[Job, ...] = (
+    scratch("batch_user_agents"),  # the batch's distinct User-Agent strings
+    table("user_agents", python=enrich_user_agents),  # each new one parsed once (etl/enrich.py)
+    scratch("batch_events"),  # the batch, typed: the only job that reads the JSONB payload
+    scratch("sessionized_events"),  # the batch plus every stored event of the sessions it touches
+    scratch("sessions_this_run"),  # the sessions this run writes, and the stored ones they replace
+    scratch("visitor_days_this_run"),  # the visitor-days those touch, their sessions before and after
+    table("sessions", bulk=True),
+    table("stg_events", bulk=True, keep=raw("received_at")),
+    scratch("clicks_this_run"),  # the clicks this run writes, and the stored ones they replace
+    table("clicks", bulk=True),
+    table("hourly_click_counts", bulk=True, keep=daily("hour")),
+    scratch("affected_days", single_day=True),  # the days a rebuild or a one-day recompute recounts
+    table("daily_metrics", keep=daily("day"), single_day=True),
+    table("daily_breakdown", bulk=True, keep=daily("day"), single_day=True),
+)
+
+# Derived, in run order.
+TABLES: tuple[str, ...] = tuple(job.name for job in JOBS if job.writes_table)
+BULK_TABLES: tuple[str, ...] = tuple(job.name for job in JOBS if job.writes_table and job.bulk)
+SINGLE_DAY_JOBS: tuple[Job, ...] = tuple(job for job in JOBS if job.single_day)
+
+
+_KEPT = {
+    "raw": "kept as long as the raw log",
+    "daily": "kept SLUICE_DAILY_RETENTION_DAYS",
+    "forever": "kept forever",
+}
+
+
+def describe(job: Job) -> str:
+    """One line for `sluice etl render`'s listing."""
+    if not job.writes_table:
+        parts = ["scratch"]
+    else:
+        parts = ["table"]
+        if job.bulk:
+            parts.append("bulk-loaded by a rebuild")
+        parts.append(_KEPT[job.keep.tier] + (f" (by {job.keep.by})" if job.keep.by else ""))
+    if job.single_day:
+        parts.append("runs in `sluice etl daily`")
+    if job.python is not None:
+        parts.append(f"Python: {job.python.__module__}.{job.python.__name__}")
+    return ", ".join(parts)
