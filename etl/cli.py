@@ -86,17 +86,17 @@ def _cmd_render(args: argparse.Namespace, settings: Settings) -> int:
         print("\n\n".join(f"{statement.as_string()};" for statement in pipeline.reset_statements()))
         return 0
     declared = {job.name: job for job in JOBS}
-    job = declared.get(args.job)
-    if job is None:
+    found = declared.get(args.job)
+    if found is None:
         known = ", ".join(["reset", *declared])
         print(f"sluice etl render: no ETL job {args.job!r}; known jobs: {known}", file=sys.stderr)
         return 2
-    if job.python is not None:
-        print(f"-- {job.name} runs Python, no SQL: {job.python.__module__}.{job.python.__name__}")
+    if found.python is not None:
+        print(f"-- {found.name} runs Python, no SQL: {found.python.__module__}.{found.python.__name__}")
         return 0
     context = Context(single_day=args.single_day, rebuild=args.rebuild)
     text = render(args.job, context)
-    added = pipeline.after_job(job, context)
+    added = pipeline.after_job(found, context)
     if added:
         text = text.rstrip("\n") + "\n\n-- then, added by the run (etl/pipeline.py: after_job):\n"
         text += "\n".join(f"{statement.as_string()};" for statement in added)

@@ -232,7 +232,7 @@ def reset_statements() -> list[sql.Composed]:
     start, so the batch is the whole log."""
     return [
         sql.SQL("truncate {}").format(sql.SQL(", ").join(map(sql.Identifier, TABLES))),
-        sql.SQL("update etl_state set watermark = '0'::xid8"),
+        sql.SQL("update etl_state set watermark = '0'::xid8").format(),
     ]
 
 
@@ -314,8 +314,8 @@ def _run_jobs(
         else:
             for statement in statements(render(job.name, context)):
                 conn.execute(statement, params)
-        for statement in after_job(job, context):
-            conn.execute(statement)
+        for added in after_job(job, context):
+            conn.execute(added)
         if job.table:
             _count(result, job.table, _rows_written(conn, job.table) - written_before)
         result.step_seconds[job.name] = round(time.perf_counter() - started, 3)

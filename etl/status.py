@@ -6,7 +6,6 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.abc import Query
 from psycopg.rows import dict_row
 
 from sluice.etl import jobs
@@ -15,7 +14,7 @@ from sluice.etl import jobs
 TABLES = (*jobs.TABLES, "etl_runs")
 
 
-def _rows(conn: psycopg.Connection, query: Query, params: Any = None) -> list[dict[str, Any]]:
+def _rows(conn: psycopg.Connection, query: str | sql.Composed, params: Any = None) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cursor:
         return cursor.execute(query, params).fetchall()
 

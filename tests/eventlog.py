@@ -12,7 +12,6 @@ from typing import Any
 import orjson
 import psycopg
 from psycopg import sql
-from psycopg.abc import Query
 
 from sluice.etl import jobs
 
@@ -103,7 +102,7 @@ def settle(conn: psycopg.Connection, timeout_s: float = 20) -> None:
         time.sleep(0.02)
 
 
-def rows(conn: psycopg.Connection, query: Query, params: Any = None) -> list[dict[str, Any]]:
+def rows(conn: psycopg.Connection, query: str | sql.Composed, params: Any = None) -> list[dict[str, Any]]:
     cursor = conn.cursor(row_factory=psycopg.rows.dict_row)
     return cursor.execute(query, params).fetchall()
 

@@ -27,6 +27,7 @@ def test_run_then_status(db: psycopg.Connection, capsys: pytest.CaptureFixture[s
     assert main(["etl", "status"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert (status["unprocessed_total"], status["row_counts"]["sessions"]) == (0, 1)
+    assert list(status["row_counts"]) == [*TABLES, "etl_runs"]
 
 
 def test_rebuild_daily_and_cleanup(db: psycopg.Connection, capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,6 +19,7 @@ from sluice.etl import pipeline
 from sluice.etl.locks import RUN_LOCK
 from sluice.settings import Settings
 
+
 def assert_a_rebuild_gives_the_same_tables(db: psycopg.Connection, settings: Settings) -> None:
     """The tables as incremental runs left them equal a full rebuild's."""
     incremental = snapshot(db)
