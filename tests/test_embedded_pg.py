@@ -38,18 +38,46 @@ def test_serve_without_database_url_runs_a_private_server(data_dir: Path) -> Non
         assert migrate(resolved) == []
 
 
-def test_a_running_server_is_reused_and_left_running(data_dir: Path) -> None:
+def test_a_server_found_running_is_adopted_and_stopped_with_its_last_user(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bindir = find_bindir()
     assert bindir is not None
     server = EmbeddedPostgres(data_dir / "postgres", bindir)
-    assert server.start() is True
+    assert server.start() is True  # as a `sluice serve` killed with SIGKILL leaves it
     try:
         with database_for(replace(Settings(), database_url="", data_dir=data_dir)):
-            pass
-        assert server.is_running()
-        assert server.start() is False
+            assert server.is_running()
+        assert not server.is_running()
     finally:
-        server.stop()
+        if server.is_running():
+            server.stop()
+    where = data_dir / "postgres"
+    assert capsys.readouterr().err.splitlines() == [
+        f"sluice: embedded PostgreSQL in {where}: adopted (an earlier run left it running; it stops with this one)",
+        f"sluice: embedded PostgreSQL in {where}: stopped",
+    ]
+
+
+def test_the_server_stops_when_its_last_user_leaves(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bindir = find_bindir()
+    assert bindir is not None
+    server = EmbeddedPostgres(data_dir / "postgres", bindir)
+    settings = replace(Settings(), database_url="", data_dir=data_dir)
+    with database_for(settings) as first:
+        # A second user (as `sluice psql` or `sluice etl run` beside `sluice serve`) comes and goes.
+        with database_for(settings) as second:
+            assert second.database_url == first.database_url
+        assert server.is_running()
+        psycopg.connect(first.database_url).close()
+    assert not server.is_running()
+    where = data_dir / "postgres"
+    assert capsys.readouterr().err.splitlines() == [
+        f"sluice: embedded PostgreSQL in {where}: started",
+        f"sluice: embedded PostgreSQL in {where}: shared with another sluice process",
+        f"sluice: embedded PostgreSQL in {where}: left running for the other sluice process using it",
+        f"sluice: embedded PostgreSQL in {where}: stopped",
+    ]
 
 
 def test_a_set_database_url_is_used_as_is() -> None:
