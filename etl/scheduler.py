@@ -8,8 +8,9 @@ lock, and the next poll elsewhere takes over within seconds.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -55,6 +56,7 @@ class Scheduler:
         self.is_leader = False
         self._leader_conn: psycopg.AsyncConnection[Any] | None = None
         self._aps = AsyncIOScheduler(timezone=UTC)
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     @property
     def enabled(self) -> bool:
@@ -64,15 +66,30 @@ class Scheduler:
         if not self.enabled:
             return
         self._aps.add_job(
-            self.elect, "interval", seconds=LEADER_POLL_S, next_run_time=datetime.now(UTC), id="election",
-            max_instances=1, coalesce=True,
+            self._tracked, "interval", args=[self.elect], seconds=LEADER_POLL_S, next_run_time=datetime.now(UTC),
+            id="election", max_instances=1, coalesce=True,
         )  # fmt: skip
         self._aps.start()
 
     async def stop(self) -> None:
+        """No new runs; a run in progress ends first (it commits or rolls back whole), then the lock goes."""
         if self._aps.running:
+            self._aps.pause()
+            if self._in_flight:
+                await asyncio.wait(self._in_flight)
             self._aps.shutdown(wait=False)
         await self._resign()
+
+    async def _tracked(self, work: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """A job's coroutine, where stop() can wait for it: APScheduler's shutdown would cancel it
+        mid-way (and log the cancellation as the job's failure), its worker thread still running."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight.add(task)
+        try:
+            await work(*args)
+        finally:
+            self._in_flight.discard(task)
 
     async def elect(self) -> None:
         """One election round: keep leadership while the connection lives, else try to take it."""
@@ -98,7 +115,7 @@ class Scheduler:
         log.info("this process is now the ETL scheduler leader")
         for job in self.jobs:
             self._aps.add_job(
-                self._run, "interval", args=[job], seconds=job.every_s,
+                self._tracked, "interval", args=[self._run, job], seconds=job.every_s,
                 next_run_time=datetime.now(UTC) + timedelta(seconds=job.first_after_s),
                 id=job.name, max_instances=1, coalesce=True, replace_existing=True,
             )  # fmt: skip

@@ -1,4 +1,4 @@
-"""`sluice`: serve, migrate, and drive the ETL from a shell."""
+"""`sluice`: serve, migrate, open psql, and drive the ETL from a shell."""
 
 from __future__ import annotations
 
@@ -7,43 +7,31 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import psycopg
 
 from sluice.embedded_pg import EmbeddedPostgresError
+from sluice.migrations import MigrationFailed, NoMigrations
+from sluice.psql import PsqlNotFound
 from sluice.settings import ConfigError, Settings
+from sluice.stopping import Stopped, stop_on_signals
+
+# Failures that are the user's to fix, said in one line (exit 1); never a traceback.
+_FAILURES = (EmbeddedPostgresError, NoMigrations, MigrationFailed, PsqlNotFound)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+    from sluice.serve import serve
 
-    from sluice import embedded_pg
-    from sluice.migrations import migrate
-
-    settings = replace(
-        settings,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers or settings.workers,
-    )
-    with embedded_pg.database_for(settings) as settings:
-        applied = migrate(settings)
-        if applied:
-            print(f"sluice: applied migrations {', '.join(applied)}", file=sys.stderr)
-        # Workers re-read settings from the environment: hand the resolved URL down.
-        embedded_pg.export(settings)
-        uvicorn.run(
-            "sluice.app:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            proxy_headers=False,  # the collector trusts X-Forwarded-For itself, from configured proxies only
-            server_header=False,
-            access_log=False,  # an access log would write every visitor's raw IP; nginx in front keeps its own
-            log_level="info",
+    return serve(
+        replace(
+            settings,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=args.workers or settings.workers,
         )
-    return 0
+    )
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -56,13 +44,21 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from sluice.analysts import add_analyst_commands
-    from sluice.etl.cli import add_etl_commands
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from sluice.admin_token import with_admin_token
 
-    parser = argparse.ArgumentParser(prog="sluice", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    print(with_admin_token(settings).admin_token)
+    return 0
 
+
+def _psql(args: argparse.Namespace, settings: Settings) -> int:
+    from sluice.psql import psql
+
+    return psql(settings, args.passthrough)
+
+
+def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    """This module's commands; each part of Sluice adds its own the same way (see build_parser)."""
     serve = commands.add_parser("serve", help="run the collector, control endpoints and ETL scheduler")
     serve.add_argument("--host", help="address to listen on (SLUICE_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (SLUICE_PORT, default 8000)")
@@ -72,27 +68,59 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply pending migrations from sql/migrations")
     migrate.set_defaults(handler=_migrate)
 
+    token = commands.add_parser("token", help="print the bearer token of /etl/* and /events/*")
+    token.set_defaults(handler=_token)
+
+    # Every argument after `psql` is psql's own (add_help=False: `sluice psql --help` is psql's help).
+    psql = commands.add_parser(
+        "psql", add_help=False, help="psql on Sluice's database (search_path set); arguments go to psql"
+    )
+    psql.set_defaults(handler=_psql, passthrough=[])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sluice.analysts import add_analyst_commands
+    from sluice.etl.cli import add_etl_commands
+
+    parser = argparse.ArgumentParser(prog="sluice", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_commands(commands)
     add_etl_commands(commands)
     add_analyst_commands(commands)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if not hasattr(args, "passthrough"):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        # What argparse did not know, in order; a leading "--" only separated it.
+        args.passthrough = unknown[1:] if unknown[0] == "--" else unknown
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
     try:
-        settings = Settings.from_env()
-        return int(args.handler(args, settings))
+        with stop_on_signals():
+            settings = Settings.from_env()
+            return int(args.handler(args, settings))
     except ConfigError as exc:
         print(f"sluice: configuration error: {exc}", file=sys.stderr)
         return 2
-    except EmbeddedPostgresError as exc:
+    except _FAILURES as exc:
         print(f"sluice: {exc}", file=sys.stderr)
         return 1
     except psycopg.OperationalError as exc:
         # Unreachable server, unknown database, bad credentials: say so, without a traceback.
         print(f"sluice: cannot use PostgreSQL: {str(exc).strip()}", file=sys.stderr)
         return 1
+    except Stopped as stop:
+        # A command other than serve, cut short: the shell's convention for "ended by a signal".
+        print(f"sluice: interrupted ({stop})", file=sys.stderr)
+        return 128 + stop.signum
     except BrokenPipeError:
         # `sluice etl status | head`: the reader left. Silence the flush at exit, as Python's docs advise.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -38,6 +38,10 @@ class NoMigrations(RuntimeError):
     """The package carries no migration files: a broken install, never "up to date"."""
 
 
+class MigrationFailed(RuntimeError):
+    """A migration file failed; its transaction rolled back, so nothing of it is applied."""
+
+
 def discover(directory: Traversable = MIGRATIONS_DIR) -> list[Migration]:
     migrations = []
     found = directory.iterdir() if directory.is_dir() else ()
@@ -76,7 +80,11 @@ def apply(conn: psycopg.Connection, schema: str, directory: Traversable = MIGRAT
             if done.fetchone():
                 continue
             # a trusted file from the package's own sql/migrations, run as written
-            conn.execute(migration.path.read_text(encoding="utf-8").encode())
+            try:
+                conn.execute(migration.path.read_text(encoding="utf-8").encode())
+            except psycopg.Error as exc:
+                message = f"migration {migration.name} failed, nothing of it was applied: {str(exc).strip()}"
+                raise MigrationFailed(message) from exc
             conn.execute(
                 "insert into schema_migrations (version, name) values (%s, %s)",
                 (migration.version, migration.name),

@@ -1,0 +1,70 @@
+"""`sluice serve`: the collector, the control endpoints and the ETL scheduler, from start to stop.
+
+Start: the admin token, the database (the embedded server when DATABASE_URL is empty), the
+migrations (a failure ends the start, with the reason), then uvicorn. Stop, on SIGTERM or SIGINT
+alike: uvicorn closes its listening socket, answers the requests it has already received and runs
+the app's shutdown (the scheduler stops, the writer commits what it holds); then the embedded
+server stops, unless another sluice process still uses it, and the process exits 0. With several
+workers, uvicorn's supervisor passes the signal to each worker, waits for all of them, and returns.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from sluice import embedded_pg
+from sluice.admin_token import token_path, with_admin_token
+from sluice.migrations import migrate
+from sluice.settings import Settings
+from sluice.stopping import Stopped
+
+
+def serve(settings: Settings) -> int:
+    import uvicorn
+
+    token_from_env = bool(settings.admin_token)
+    settings = with_admin_token(settings)
+    try:
+        with embedded_pg.database_for(settings) as settings:
+            applied = migrate(settings)
+            if applied:
+                _say(f"applied migrations {', '.join(applied)}")
+            _export(settings)
+            _announce(settings, token_from_env)
+            uvicorn.run(
+                "sluice.app:create_app",
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                workers=settings.workers,
+                proxy_headers=False,  # the collector trusts X-Forwarded-For itself, from configured proxies only
+                server_header=False,
+                access_log=False,  # an access log would write every visitor's raw IP; nginx in front keeps its own
+                log_level="info",
+            )
+    except Stopped as stop:
+        _say(f"stopped ({stop})")
+    return 0
+
+
+def _export(settings: Settings) -> None:
+    """The app (and each worker process) reads its settings from the environment: hand down what
+    was resolved here, the embedded server's URL and the admin token."""
+    os.environ["DATABASE_URL"] = settings.database_url
+    os.environ["SLUICE_ADMIN_TOKEN"] = settings.admin_token
+
+
+def _announce(settings: Settings, token_from_env: bool) -> None:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    url = f"http://{host}:{settings.port}"
+    _say(f"serving {url}: events to {url}/collect")
+    if token_from_env:
+        _say("/etl/* and /events/* take the bearer token in SLUICE_ADMIN_TOKEN")
+    else:
+        where = token_path(settings)
+        _say(f"/etl/* and /events/* take the bearer token {settings.admin_token} (kept in {where}; `sluice token`)")
+
+
+def _say(message: str) -> None:
+    print(f"sluice: {message}", file=sys.stderr, flush=True)
