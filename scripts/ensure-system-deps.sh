@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs (Debian packages) and starts what the test suite needs outside Python: a running
-# PostgreSQL server, nginx, Chromium with its driver, Node.js for the tracker's unit tests with npx
-# for its minifier, and iproute2 (`ip netns`) for the end-to-end tests' network namespace.
+# PostgreSQL server and psql (`sluice psql`), nginx, Chromium with its driver, Node.js for the
+# tracker's unit tests with npx for its minifier, and iproute2 (`ip netns`) for the end-to-end
+# tests' network namespace.
 # Idempotent and quiet when everything is already there; never prompts (CI has no stdin).
 set -euo pipefail
 
 need=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
