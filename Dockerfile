@@ -2,6 +2,8 @@
 #   docker build -t sluice .
 #   docker run --network host -e DATABASE_URL=postgresql://... sluice sluice serve --host 127.0.0.1
 # nginx (nginx.conf) and PostgreSQL run beside it: see "Running with Docker" in the README.
+# `docker stop` (SIGTERM) is a clean stop; without SLUICE_ADMIN_TOKEN the token Sluice makes is in
+# $SLUICE_DATA_DIR/admin-token (`docker exec CONTAINER sluice token`).
 
 # Build the wheel: what the image runs is what `pip install` gives a user, SQL included.
 FROM python:3.11-slim AS build

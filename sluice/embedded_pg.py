@@ -167,26 +167,25 @@ class Lease:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
-    def join(self, users: BinaryIO) -> str:
-        """Takes the lease, starting the server when it is down; says how the server was found."""
+    def join(self, users: BinaryIO) -> str | None:
+        """Takes the lease, starting the server when it is down. Says what happened to the server,
+        if anything did (nothing, when another sluice process is using it already)."""
         with self._deciding():
             if not self.server.is_running():
                 self.server.start()
-                found = "started"
+                happened: str | None = "started"
             elif _try_flock(users, fcntl.LOCK_EX):
-                found = "adopted (an earlier run left it running; it stops with this one)"
+                happened = "adopted (an earlier run left it running; it stops with this one)"
             else:
-                found = "shared with another sluice process"
+                happened = None
             fcntl.flock(users, fcntl.LOCK_SH)
             self.server.ensure_database()
-        return found
+        return happened
 
     def leave(self, users: BinaryIO) -> str | None:
-        """Lets go; stops the server if no one else holds the lease. Says what became of it."""
+        """Lets go, and stops the server if no one else holds the lease; says so when it does."""
         with self._deciding():
-            if not _try_flock(users, fcntl.LOCK_EX):
-                return "left running for the other sluice process using it"
-            if not self.server.is_running():
+            if not _try_flock(users, fcntl.LOCK_EX) or not self.server.is_running():
                 return None
             self.server.stop()
             return "stopped"
@@ -197,16 +196,15 @@ class Lease:
         where = self.server.data_dir
         with open(self._users_path, "ab") as users:
             try:
-                _say(f"embedded PostgreSQL in {where}: {self.join(users)}")
+                _tell(where, self.join(users))
                 yield
             finally:
-                left = self.leave(users)
-                if left:
-                    _say(f"embedded PostgreSQL in {where}: {left}")
+                _tell(where, self.leave(users))
 
 
-def _say(message: str) -> None:
-    print(f"sluice: {message}", file=sys.stderr, flush=True)
+def _tell(where: Path, happened: str | None) -> None:
+    if happened:
+        print(f"sluice: embedded PostgreSQL in {where}: {happened}", file=sys.stderr, flush=True)
 
 
 @contextmanager

@@ -6,11 +6,15 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from e2e.harness import free_port, log_tail, port_open, wait_until
+
+from sluice.embedded_pg import EmbeddedPostgres, find_bindir
 
 
 @dataclass(frozen=True)
@@ -77,3 +81,19 @@ def start_serve(
         serving.stop(signal.SIGKILL)
         raise
     return serving
+
+
+@contextmanager
+def embedded_data_dir(prefix: str = "sluice-") -> Iterator[Path]:
+    """A SLUICE_DATA_DIR for the embedded server, removed afterwards with any server still running
+    in it stopped first. Under /tmp, not pytest's tmp_path: as root the server runs as another
+    user, who must be able to reach it."""
+    with tempfile.TemporaryDirectory(prefix=prefix, dir="/tmp") as tmp:
+        Path(tmp).chmod(0o755)
+        try:
+            yield Path(tmp)
+        finally:
+            bindir = find_bindir()
+            server = EmbeddedPostgres(Path(tmp) / "postgres", bindir) if bindir else None
+            if server is not None and server.is_running():
+                server.stop()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import pytest
 from psycopg.conninfo import make_conninfo
+from serving import embedded_data_dir
 
 from sluice.cli import main
 from sluice.embedded_pg import EmbeddedPostgres, find_bindir
@@ -45,13 +45,12 @@ def test_a_password_goes_to_psql_in_its_environment_not_on_its_command_line(tmp_
 def test_psql_starts_the_embedded_server_for_the_session_and_stops_it_after(
     monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    with tempfile.TemporaryDirectory(prefix="sluice-psql-", dir="/tmp") as tmp:
-        Path(tmp).chmod(0o755)  # as root the server runs as another user, who must reach it
+    with embedded_data_dir("sluice-psql-") as data_dir:
         monkeypatch.delenv("DATABASE_URL", raising=False)
-        monkeypatch.setenv("SLUICE_DATA_DIR", tmp)
+        monkeypatch.setenv("SLUICE_DATA_DIR", str(data_dir))
         monkeypatch.setenv("PSQLRC", "/dev/null")
         assert main(["psql", "-At", "-c", "select current_database(), current_setting('search_path')"]) == 0
         assert capfd.readouterr().out == "sluice|sluice,public\n"
         bindir = find_bindir()
         assert bindir is not None
-        assert not EmbeddedPostgres(Path(tmp) / "postgres", bindir).is_running()
+        assert not EmbeddedPostgres(data_dir / "postgres", bindir).is_running()

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import pytest
+from serving import embedded_data_dir
 
 from sluice.embedded_pg import EmbeddedPostgres, database_for, find_bindir
 from sluice.migrations import discover, migrate
@@ -15,10 +15,8 @@ from sluice.settings import Settings
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
-    # Not pytest's tmp_path: as root the server runs as another user, who must be able to reach it.
-    with tempfile.TemporaryDirectory(prefix="sluice-embedded-", dir="/tmp") as tmp:
-        Path(tmp).chmod(0o755)
-        yield Path(tmp)
+    with embedded_data_dir("sluice-embedded-") as path:
+        yield path
 
 
 def test_serve_without_database_url_runs_a_private_server(data_dir: Path) -> None:
@@ -73,9 +71,7 @@ def test_the_server_stops_when_its_last_user_leaves(data_dir: Path, capsys: pyte
     assert not server.is_running()
     where = data_dir / "postgres"
     assert capsys.readouterr().err.splitlines() == [
-        f"sluice: embedded PostgreSQL in {where}: started",
-        f"sluice: embedded PostgreSQL in {where}: shared with another sluice process",
-        f"sluice: embedded PostgreSQL in {where}: left running for the other sluice process using it",
+        f"sluice: embedded PostgreSQL in {where}: started",  # the second user comes and goes unannounced
         f"sluice: embedded PostgreSQL in {where}: stopped",
     ]
 

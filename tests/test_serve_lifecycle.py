@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ import psycopg
 import pytest
 from databases import empty_database
 from e2e.harness import Client, wait_until
-from serving import Serving, start_serve
+from serving import Serving, embedded_data_dir, start_serve
 
 from sluice.embedded_pg import EmbeddedPostgres, database_for, find_bindir
 from sluice.settings import Settings
@@ -36,11 +35,9 @@ POSTERS = 4
 
 @pytest.fixture(scope="module")
 def data_dir() -> Iterator[Path]:
-    """One embedded cluster for the module (initdb once); each test's serve starts and stops it.
-    Not pytest's tmp_path: as root the server runs as another user, who must be able to reach it."""
-    with tempfile.TemporaryDirectory(prefix="sluice-serve-", dir="/tmp") as tmp:
-        Path(tmp).chmod(0o755)
-        yield Path(tmp)
+    """One embedded cluster for the module (initdb once); each test's serve starts and stops it."""
+    with embedded_data_dir("sluice-serve-") as path:
+        yield path
 
 
 def embedded_server(data_dir: Path) -> EmbeddedPostgres:
