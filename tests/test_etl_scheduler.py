@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from dataclasses import replace
 
@@ -10,7 +11,7 @@ import psycopg
 import pytest
 from eventlog import event, insert
 
-from sluice.etl.scheduler import Scheduler, schedule
+from sluice.etl.scheduler import Job, Scheduler, schedule
 from sluice.settings import Settings
 
 
@@ -45,6 +46,38 @@ def test_one_leader_runs_the_etl_and_another_takes_over(settings: Settings, db: 
         finally:
             await first.stop()
             await second.stop()
+
+    asyncio.run(scenario())
+
+
+def test_stop_waits_for_the_run_in_progress(settings: Settings) -> None:
+    """A serving process that stops lets its scheduled run end (commit or roll back whole) rather
+    than cancel the job under a worker thread that goes on running."""
+    started, release = threading.Event(), threading.Event()
+    finished: list[str] = []
+
+    def run(_: Settings) -> None:
+        started.set()
+        release.wait(30)
+        finished.append("the run")
+
+    async def scenario() -> None:
+        scheduler = Scheduler(replace(settings, etl_schedule="60"))
+        scheduler.jobs = [Job("slow", 3600, run)]
+        scheduler.start()
+        try:
+            await _until(started.is_set)
+            stopping = asyncio.ensure_future(scheduler.stop())
+            for _ in range(20):
+                await asyncio.sleep(0.01)
+            assert not stopping.done()  # waiting for the run
+            release.set()
+            await stopping
+            assert finished == ["the run"]  # stop returned after the run, not before
+            assert not scheduler.is_leader
+        finally:
+            release.set()
+            await scheduler.stop()
 
     asyncio.run(scenario())
 
