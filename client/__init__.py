@@ -7,6 +7,7 @@ of the server (no starlette, psycopg or uvicorn).
 from __future__ import annotations
 
 from sluice.client.api import AsyncClient, Client
+from sluice.client.middleware import SluiceMiddleware
 from sluice.client.worker import Retry, Stats
 
-__all__ = ["AsyncClient", "Client", "Retry", "Stats"]
+__all__ = ["AsyncClient", "Client", "Retry", "SluiceMiddleware", "Stats"]

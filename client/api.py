@@ -105,6 +105,10 @@ class _Recorder:
         except Exception as exc:
             self._dropped(exc)
 
+    def _record(self, at_ns: int, event: dict[str, Any]) -> None:
+        """An event built here in the package (the middleware's), stamped with `at_ns`, not now."""
+        self._worker.put(at_ns, event)
+
     @property
     def stats(self) -> Stats:
         """sent, retried, dropped and queued events, counted since the client was made."""

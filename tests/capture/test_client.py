@@ -234,7 +234,7 @@ for n in range(3):
 def test_importing_the_client_imports_nothing_of_the_server() -> None:
     script = """
 import sys, json
-import sluice.client
+import sluice.client, sluice.client.middleware
 print(json.dumps(sorted(sys.modules)))
 """
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
