@@ -170,6 +170,14 @@ class Origins:
         self._day: date | None = None
         self._cache: dict[tuple[str | None, ...], Origin] = {}
 
+    async def of_end_user(self, ip_text: str | None, day: date) -> Origin:
+        """(ip_hash, country) of an address a server source reports for its end user: read as
+        given, without proxy headers (the source vouches for it); an unparseable one is no address."""
+        ip = parse_ip(ip_text) if ip_text else None
+        if ip is None:
+            return None, None
+        return ip_hash(await self._salts.get(day), ip), self._countries.country(ip, {}, trusted_peer=False)
+
     async def resolve(self, peer_host: str | None, headers: HeaderMap, day: date) -> tuple[str | None, str | None]:
         if day != self._day:
             self._cache, self._day = {}, day

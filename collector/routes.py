@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from sluice.collector import sources
 from sluice.collector.body import check_content_type, read_body
 from sluice.collector.client_ip import Origins
 from sluice.collector.rejections import Rejection
@@ -148,14 +149,23 @@ async def _ingest(
     skew = received_at - batch.sent_at if batch.sent_at is not None else _NO_SKEW
     believed_until = received_at + collector.max_future
     may_hold_nul = batch.may_hold_nul
+    try:  # a server source speaks for its end users (collector/sources.py)
+        server = sources.is_server_source(headers, collector.settings.ingest_tokens)
+    except sources.Unauthorized as unauthorized:
+        return unauthorized.response()
+    end_users = sources.take_contexts(batch.events, server)
 
     events = []
+    users: list[sources.EndUser] = []
     rejected: list[Rejection] = []
     for index, raw in enumerate(batch.events):
         try:
             events.append(to_event(raw, received_at, skew, believed_until, may_hold_nul=may_hold_nul))
         except Rejection as rejection:
             rejected.append(rejection if batch.single else rejection.at(index))
+        else:
+            if end_users is not None:
+                users.append(end_users[index])
     if not events:
         first = rejected[0]
         body = {"status": "rejected", **first.as_json()}
@@ -169,8 +179,11 @@ async def _ingest(
     try:
         client = scope.get("client")
         peer = client[0] if client else None
-        hashed, country = await collector.origins.resolve(peer, headers, received_at.date())
-        await collector.writer.write(events, Sender(received_at, hashed, country, user_agent))
+        if end_users is None:
+            hashed, country = await collector.origins.resolve(peer, headers, received_at.date())
+            await collector.writer.write(events, Sender(received_at, hashed, country, user_agent))
+        else:
+            await collector.writer.write_many(await sources.senders(collector.origins, events, users, received_at))
     except (WriteFailed, psycopg.Error) as exc:
         # The writer has logged its failure; the salt lookup has not. Clients learn only to retry.
         if not isinstance(exc, WriteFailed):

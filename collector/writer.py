@@ -237,6 +237,17 @@ class GroupCommitWriter:
         self._wakeup.set()
         await future
 
+    async def write_many(self, groups: Sequence[tuple[Sequence[Row], Sender]]) -> None:
+        """Like `write`, for one request whose events have different senders (a server source's,
+        each on behalf of its own end user): all of them in the same transaction."""
+        if self._stopping:
+            raise WriteFailed("the collector is shutting down")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        data = b"".join(copy_rows(rows, sender) for rows, sender in groups)
+        self._pending.append((data, min(sender.received_at for _, sender in groups), future))
+        self._wakeup.set()
+        await future
+
     async def _run(self) -> None:
         while True:
             while not self._pending:

@@ -64,6 +64,9 @@ class Settings:
     geoip_db: str = ""
     partitions_ahead_days: int = 7
     db_timeout_s: int = 5  # connecting, waiting for a pooled connection, the health check
+    # bearer tokens of server-side sources (sluice.client): only their events' end-user IP and
+    # User-Agent are believed
+    ingest_tokens: tuple[str, ...] = ()
 
     # ETL.
     etl_schedule: str = "60"  # seconds between runs, or "off"
@@ -86,6 +89,11 @@ class Settings:
         work_mem = env.get("SLUICE_ETL_WORK_MEM", "256MB").strip()
         if not re.fullmatch(r"\d+(kB|MB|GB)", work_mem):
             raise ConfigError(f"SLUICE_ETL_WORK_MEM={work_mem!r} must be a size like '64MB' or '1GB'")
+        admin_token = env.get("SLUICE_ADMIN_TOKEN", "")
+        ingest_tokens = _list(env, "SLUICE_INGEST_TOKENS", "")
+        if admin_token and admin_token in ingest_tokens:
+            # a host app holds its ingest token; the admin token would give it the whole log
+            raise ConfigError("SLUICE_INGEST_TOKENS must not hold SLUICE_ADMIN_TOKEN: give server sources their own")
         return cls(
             database_url=env.get("DATABASE_URL", ""),
             schema=schema,
@@ -100,7 +108,8 @@ class Settings:
             partitions_ahead_days=_int(env, "SLUICE_PARTITIONS_AHEAD_DAYS", 7, minimum=1),
             db_timeout_s=_int(env, "SLUICE_DB_TIMEOUT", 5, minimum=1),
             etl_schedule=schedule,
-            admin_token=env.get("SLUICE_ADMIN_TOKEN", ""),
+            ingest_tokens=ingest_tokens,
+            admin_token=admin_token,
             session_timeout_min=_int(env, "SLUICE_SESSION_TIMEOUT_MINUTES", 30, minimum=1),
             lateness_days=_int(env, "SLUICE_LATENESS_DAYS", 3, minimum=0),
             retention_days=_int(env, "SLUICE_RETENTION_DAYS", 90, minimum=1),

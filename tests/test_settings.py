@@ -14,6 +14,12 @@ def test_defaults_when_nothing_is_set() -> None:
     assert settings.schema == "sluice"
     assert settings.etl_schedule == "60"
     assert ipaddress.ip_address("127.0.0.1") in settings.trusted_proxies[0]
+    assert settings.ingest_tokens == ()
+
+
+def test_ingest_tokens_are_a_comma_separated_list() -> None:
+    settings = Settings.from_env({"SLUICE_INGEST_TOKENS": " api-1, ,shortener-2 "})
+    assert settings.ingest_tokens == ("api-1", "shortener-2")
 
 
 @pytest.mark.parametrize(
@@ -24,6 +30,10 @@ def test_defaults_when_nothing_is_set() -> None:
         ({"SLUICE_SCHEMA": "Robert'); drop"}, "SLUICE_SCHEMA="),
         ({"SLUICE_ETL_SCHEDULE": "sometimes"}, "SLUICE_ETL_SCHEDULE='sometimes'"),
         ({"SLUICE_TRUSTED_PROXIES": "10.0.0.0/8,nginx"}, "'nginx' is not an IP address"),
+        (
+            {"SLUICE_ADMIN_TOKEN": "adm", "SLUICE_INGEST_TOKENS": "api-1,adm"},
+            "SLUICE_INGEST_TOKENS must not hold SLUICE_ADMIN_TOKEN",
+        ),
     ],
 )
 def test_bad_values_are_named(env: dict[str, str], message: str) -> None:

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import fastapi
@@ -20,6 +23,7 @@ from starlette.routing import Mount, Route
 
 from sluice.app import create_app
 from sluice.client import Client, SluiceMiddleware
+from sluice.collector.client_ip import ip_hash
 from sluice.etl import pipeline
 from sluice.settings import Settings
 
@@ -87,7 +91,7 @@ APPS: dict[str, Callable[[], Any]] = {"starlette": starlette_app, "fastapi": fas
 
 @contextmanager
 def collector(settings: Settings) -> Iterator[str]:
-    with serve(create_app(settings)) as url:
+    with serve(create_app(replace(settings, ingest_tokens=(INGEST_TOKEN,)))) as url:
         yield url
 
 
@@ -140,7 +144,18 @@ def test_one_request_event_per_request_with_the_route_template(
         ("api", "request", "GET", "/boom", 500, 0, None, True, True),
         ("api", "request", "POST", "/api/items/{name}", 201, len(b"created"), None, True, True),
     ]
-    assert db.execute("select count(*), count(distinct session_key) from stg_events").fetchone() == (4, 1)
+    # the end user's address and agent (believed: the middleware's client holds an ingest token), the
+    # address hashed, and no raw address in the payload
+    salt = db.execute("select salt from daily_salts where day = %s", (datetime.now(UTC).date(),)).fetchone()
+    assert salt is not None
+    visitor_hash = ip_hash(bytes(salt[0]), ipaddress.ip_address("8.8.8.8"))
+    assert db.execute("select distinct ip_hash, country, user_agent, payload -> 'context' from events").fetchall() == [
+        (visitor_hash, "US", FIREFOX, {"source": "server"})
+    ]
+    assert db.execute("select count(*) from events where payload::text like '%8.8.8.8%'").fetchone() == (0,)
+    assert db.execute("select event_count, is_bot, country, device_type, browser, os from sessions").fetchall() == [
+        (4, False, "US", "desktop", "Firefox", "Linux")
+    ]
 
 
 def test_sampling_keeps_none_at_zero_and_the_app_answers_the_same(settings: Settings, db: psycopg.Connection) -> None:

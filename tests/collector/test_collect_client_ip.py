@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
@@ -68,14 +69,20 @@ def test_the_stored_hash_is_of_the_believed_address(settings: Settings, db: psyc
 
 
 def test_no_raw_ip_anywhere_in_the_database(settings: Settings, db: psycopg.Connection) -> None:
-    addresses = [VISITOR[0], "198.51.100.23", "2001:db8::42"]
+    addresses = [VISITOR[0], "198.51.100.23", "2001:db8::42", "192.0.2.77", "2001:db8::77", "192.0.2.99"]
+    settings = replace(settings, ingest_tokens=("ingest-1",))
     with collector_client(settings, peer=VISITOR) as client:
         post(client, event(), **{"X-Forwarded-For": addresses[1]})
+        # a server source's end users (sluice.client): their addresses travel in the event's context
+        server_events = [event(context={"ip": addresses[3]}), event(context={"ip": addresses[4], "userAgent": "x"})]
+        assert post(client, server_events, Authorization="Bearer ingest-1").status_code == 202
+        # without the token the context is not believed, and not stored either
+        assert post(client, event(context={"ip": addresses[5]})).status_code == 202
     with collector_client(settings, peer=PROXY) as client:
         post(client, [event(), event()], **{"X-Forwarded-For": addresses[1]})
         post(client, event(), **{"X-Real-IP": addresses[2]})
         client.get("/collect", params={"eventType": "open", "siteId": "s"}, headers={"X-Forwarded-For": addresses[1]})
-    assert db.execute("select count(*) from events where ip_hash is not null").fetchone() == (5,)
+    assert db.execute("select count(*) from events where ip_hash is not null").fetchone() == (8,)
     columns = db.execute(
         """select table_name, column_name from information_schema.columns
            where table_schema = 'sluice' and data_type in ('text', 'character varying', 'jsonb', 'json', 'bytea')"""
