@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sluice.collector import links
 from sluice.collector import routes as handlers
 from sluice.collector.client_ip import Countries, DailySalts, Origins
 from sluice.collector.cors import CollectCORS, origin_of
 from sluice.collector.writer import GroupCommitWriter
-from sluice.http import operators_only
+from sluice.http import Handler, operators_only
 from sluice.settings import Settings
 
 
@@ -29,7 +32,18 @@ def routes(settings: Settings) -> list[BaseRoute]:
         # The log's contents are for operators only (`SLUICE_ADMIN_TOKEN`), like the ETL's controls.
         Route("/events/count", operators_only(settings, handlers.events_count)),
         Route("/events/recent", operators_only(settings, handlers.events_recent)),
+        # short links: the redirect is public; managing links is for operators
+        Route(settings.link_prefix + "/{short_code}", links.redirect, methods=["GET", "HEAD"]),
+        Route("/api/v1/sites/{site}/links", _operator(settings, links.api_list), methods=["GET"]),
+        Route("/api/v1/sites/{site}/links", _operator(settings, links.api_add), methods=["POST"]),
     ]
+
+
+def _operator(settings: Settings, handler: Callable[[Request, Settings], Awaitable[Response]]) -> Handler:
+    async def answer(request: Request) -> Response:
+        return await handler(request, settings)
+
+    return operators_only(settings, answer)
 
 
 class CollectFastPath:
@@ -70,8 +84,10 @@ async def lifespan(settings: Settings, state: dict[str, Any]) -> AsyncIterator[N
     await writer.start()
     origins = Origins(settings.trusted_proxies, DailySalts(pool, settings.db_timeout_s), countries)
     state["collector"] = handlers.Collector(settings, pool, writer, origins)
+    state["links"] = table = links.LinkTable(pool, settings.db_timeout_s)
     try:
-        yield
+        async with links.running(table):  # ends first: the clicks in flight reach the writer
+            yield
     finally:
         await writer.stop()
         countries.close()

@@ -80,6 +80,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from sluice.analysts import add_analyst_commands
+    from sluice.collector.links_cli import add_links_commands
     from sluice.etl.cli import add_etl_commands
 
     parser = argparse.ArgumentParser(prog="sluice", description=__doc__)
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(commands)
     add_etl_commands(commands)
     add_analyst_commands(commands)
+    add_links_commands(commands)
     return parser
 
 

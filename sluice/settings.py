@@ -67,6 +67,7 @@ class Settings:
     # bearer tokens of server-side sources (sluice.client): only their events' end-user IP and
     # User-Agent are believed
     ingest_tokens: tuple[str, ...] = ()
+    link_prefix: str = "/l"  # short links: GET {link_prefix}/{short_code}
 
     # ETL.
     etl_schedule: str = "60"  # seconds between runs, or "off"
@@ -94,6 +95,9 @@ class Settings:
         if admin_token and admin_token in ingest_tokens:
             # a host app holds its ingest token; the admin token would give it the whole log
             raise ConfigError("SLUICE_INGEST_TOKENS must not hold SLUICE_ADMIN_TOKEN: give server sources their own")
+        link_prefix = env.get("SLUICE_LINK_PREFIX", "/l").strip()
+        if not re.fullmatch(r"(/[A-Za-z0-9_.~-]+)+", link_prefix):
+            raise ConfigError(f"SLUICE_LINK_PREFIX={link_prefix!r} must be a path like '/l' or '/go' (no trailing '/')")
         return cls(
             database_url=env.get("DATABASE_URL", ""),
             schema=schema,
@@ -109,6 +113,7 @@ class Settings:
             db_timeout_s=_int(env, "SLUICE_DB_TIMEOUT", 5, minimum=1),
             etl_schedule=schedule,
             ingest_tokens=ingest_tokens,
+            link_prefix=link_prefix,
             admin_token=admin_token,
             session_timeout_min=_int(env, "SLUICE_SESSION_TIMEOUT_MINUTES", 30, minimum=1),
             lateness_days=_int(env, "SLUICE_LATENESS_DAYS", 3, minimum=0),

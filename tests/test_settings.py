@@ -30,6 +30,8 @@ def test_ingest_tokens_are_a_comma_separated_list() -> None:
         ({"SLUICE_SCHEMA": "Robert'); drop"}, "SLUICE_SCHEMA="),
         ({"SLUICE_ETL_SCHEDULE": "sometimes"}, "SLUICE_ETL_SCHEDULE='sometimes'"),
         ({"SLUICE_TRUSTED_PROXIES": "10.0.0.0/8,nginx"}, "'nginx' is not an IP address"),
+        ({"SLUICE_LINK_PREFIX": "/go/"}, "SLUICE_LINK_PREFIX='/go/' must be a path"),
+        ({"SLUICE_LINK_PREFIX": "go"}, "SLUICE_LINK_PREFIX='go' must be a path"),
         (
             {"SLUICE_ADMIN_TOKEN": "adm", "SLUICE_INGEST_TOKENS": "api-1,adm"},
             "SLUICE_INGEST_TOKENS must not hold SLUICE_ADMIN_TOKEN",

@@ -1,0 +1,168 @@
+"""Short links: the redirect, its click, the ETL's click tables, and managing links (CLI, API)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from collector_testing import VISITOR, collector_client
+from eventlog import CHROME, settle
+
+from sluice.cli import main
+from sluice.collector import links
+from sluice.db import connect
+from sluice.embedded_pg import database_for
+from sluice.etl import pipeline
+from sluice.migrations import migrate
+from sluice.settings import Settings
+
+ADMIN = {"Authorization": "Bearer admin-1"}
+TARGET = "https://shop.example/spring?utm_source=flyer"
+
+
+@pytest.fixture
+def admin_settings(settings: Settings) -> Settings:
+    return replace(settings, admin_token="admin-1")
+
+
+@pytest.fixture
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("SLUICE_SCHEMA", settings.schema)
+
+
+def clicks(db: psycopg.Connection) -> list[tuple[Any, ...]]:
+    return db.execute(
+        """select site_id, event_type, payload ->> 'shortCode', payload ->> 'target', payload ->> 'referrer',
+                  ip_hash is not null, user_agent from events order by received_at"""
+    ).fetchall()
+
+
+def test_a_short_link_redirects_at_once_and_its_click_reaches_the_click_tables(
+    settings: Settings, db: psycopg.Connection
+) -> None:
+    assert links.add(db, "shop", "spring", TARGET) is not None
+    with collector_client(settings, peer=("8.8.8.8", 4000)) as client:
+        answer = client.get(
+            "/l/spring", headers={"User-Agent": CHROME, "Referer": "https://news.example/"}, follow_redirects=False
+        )
+        assert (answer.status_code, answer.headers["location"], answer.headers["cache-control"]) == (
+            302, TARGET, "no-store"
+        )  # fmt: skip
+        head = client.head("/l/spring", follow_redirects=False)  # a link checker: no click
+        assert head.status_code == 302
+    # the lifespan's end waited for the click being written
+    assert clicks(db) == [("shop", "click", "spring", TARGET, "https://news.example/", True, CHROME)]
+    assert db.execute("select country from events").fetchall() == [("US",)]
+    settle(db)
+    pipeline.run(settings)
+    assert db.execute("select site_id, short_code, target_url, referrer, country, is_bot from clicks").fetchall() == [
+        ("shop", "spring", TARGET, "https://news.example/", "US", False)
+    ]
+    assert db.execute("select short_code, sum(clicks) from hourly_click_counts group by 1").fetchall() == [
+        ("spring", 1)
+    ]
+
+
+def test_unknown_and_disabled_codes_get_a_404_page_and_record_nothing(
+    settings: Settings, db: psycopg.Connection
+) -> None:
+    links.add(db, "shop", "old", TARGET)
+    links.disable(db, "shop", "old")
+    with collector_client(settings) as client:
+        for path in ("/l/old", "/l/nope", "/l/evil.example"):
+            answer = client.get(path, follow_redirects=False)
+            assert answer.status_code == 404, path
+            assert answer.headers["content-type"] == "text/html; charset=utf-8"
+            assert "location" not in answer.headers
+        # (a URL as the code is no route at all: still no redirect)
+        answer = client.get("/l/https:%2F%2Fevil.example", follow_redirects=False)
+        assert (answer.status_code, "location" in answer.headers) == (404, False)
+    assert db.execute("select count(*) from events").fetchone() == (0,)
+
+
+def test_the_prefix_is_configurable(settings: Settings, db: psycopg.Connection) -> None:
+    links.add(db, "shop", "go1", TARGET)
+    with collector_client(replace(settings, link_prefix="/go")) as client:
+        assert client.get("/go/go1", follow_redirects=False).status_code == 302
+        assert client.get("/l/go1", follow_redirects=False).status_code == 404
+
+
+def test_links_are_managed_through_the_admin_api(admin_settings: Settings, db: psycopg.Connection) -> None:
+    with collector_client(admin_settings) as client:
+        added = client.post("/api/v1/sites/shop/links", json={"code": "new", "url": TARGET}, headers=ADMIN)
+        assert added.status_code == 201
+        assert {k: v for k, v in added.json().items() if k != "created_at"} == {
+            "short_code": "new", "site_id": "shop", "target_url": TARGET, "disabled": False
+        }  # fmt: skip
+        # this process redirects it at once
+        assert client.get("/l/new", follow_redirects=False).headers["location"] == TARGET
+        taken = client.post("/api/v1/sites/other/links", json={"code": "new", "url": TARGET}, headers=ADMIN)
+        assert (taken.status_code, taken.json()["error"], taken.json()["field"]) == (409, "already_exists", "code")
+        bad = client.post("/api/v1/sites/shop/links", json={"code": "x", "url": "javascript:alert(1)"}, headers=ADMIN)
+        assert (bad.status_code, bad.json()["error"], bad.json()["field"]) == (422, "invalid_value", "url")
+        missing = client.post("/api/v1/sites/shop/links", json={"code": "x"}, headers=ADMIN)
+        assert (missing.status_code, missing.json()["field"]) == (400, "url")
+        garbage = client.post("/api/v1/sites/shop/links", content=b"{", headers=ADMIN)
+        assert (garbage.status_code, garbage.json()["error"]) == (400, "malformed_json")
+        assert client.post("/api/v1/sites/shop/links", json={"code": "y", "url": TARGET}).status_code == 401
+        listed = client.get("/api/v1/sites/shop/links", headers=ADMIN)
+        assert [link["short_code"] for link in listed.json()["links"]] == ["new"]
+        assert client.get("/api/v1/sites/other/links", headers=ADMIN).json() == {"links": []}
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_links_are_managed_from_the_shell(db: psycopg.Connection, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["links", "add", "shop", "spring", TARGET]) == 0
+    assert main(["links", "add", "blog", "hello", "https://blog.example/"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[:4] for line in out] == [
+        ["shop", "/l/spring", TARGET, "active"],
+        ["blog", "/l/hello", "https://blog.example/", "active"],
+    ]
+    assert main(["links", "add", "blog", "spring", "https://blog.example/"]) == 1
+    assert "short code 'spring' is taken" in capsys.readouterr().err
+    assert main(["links", "add", "blog", "bad code", "https://blog.example/"]) == 2
+    assert "short code 'bad code'" in capsys.readouterr().err
+    assert main(["links", "disable", "shop", "spring"]) == 0
+    assert main(["links", "disable", "shop", "hello"]) == 1  # blog's, not shop's
+    capsys.readouterr()
+    assert main(["links", "list"]) == 0
+    assert [line.split("\t")[:4] for line in capsys.readouterr().out.splitlines()] == [
+        ["blog", "/l/hello", "https://blog.example/", "active"],
+        ["shop", "/l/spring", TARGET, "disabled"],
+    ]
+    assert main(["links", "list", "blog"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    # as test_embedded_pg: as root the server runs as another user, who must be able to reach it
+    with tempfile.TemporaryDirectory(prefix="sluice-links-", dir="/tmp") as tmp:
+        Path(tmp).chmod(0o755)
+        yield Path(tmp)
+
+
+def test_the_redirect_still_answers_while_postgresql_is_down(data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # a PostgreSQL of this test's own (the embedded one), so that it can be stopped: never the shared server
+    base = replace(Settings(), database_url="", data_dir=data_dir, etl_schedule="off", db_timeout_s=1)
+    with ExitStack() as server:
+        settings = server.enter_context(database_for(base))
+        migrate(settings)
+        with connect(settings, autocommit=True) as conn:
+            links.add(conn, "shop", "spring", TARGET)
+        with collector_client(settings, peer=VISITOR) as client:
+            assert client.get("/l/spring", follow_redirects=False).status_code == 302
+            server.close()  # PostgreSQL stops
+            for _ in range(20):
+                answer = client.get("/l/spring", follow_redirects=False)
+                assert (answer.status_code, answer.headers["location"]) == (302, TARGET)
+            assert client.get("/l/nope", follow_redirects=False).status_code == 404
+    assert any("a click on 'spring' was not stored" in r.getMessage() for r in caplog.records)
