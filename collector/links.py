@@ -130,6 +130,7 @@ class LinkTable:
         self._seen_until: datetime | None = None
         self._clicks: set[asyncio.Task[None]] = set()  # clicks being written, awaited at shutdown
         self._failing = False
+        self._lost_clicks = 0
 
     def get(self, short_code: str) -> Link | None:
         return self._links.get(short_code)
@@ -166,6 +167,19 @@ class LinkTable:
                 self._failing = False
             await asyncio.sleep(REFRESH_S)
 
+    def click_lost(self, link: Link, exc: Exception) -> None:
+        # once per outage: a busy link would log every click of it
+        if not self._lost_clicks:
+            log.warning(
+                "links: a click on %r was not stored: %s (and so, until one is, are the next)", link.short_code, exc
+            )
+        self._lost_clicks += 1
+
+    def click_stored(self) -> None:
+        if self._lost_clicks:
+            log.warning("links: clicks are stored again; %d were lost", self._lost_clicks)
+            self._lost_clicks = 0
+
     def record(self, write: asyncio.Task[None]) -> None:
         self._clicks.add(write)
         write.add_done_callback(self._clicks.discard)
@@ -184,12 +198,12 @@ async def redirect(request: Request) -> Response:
     if link is None or link.disabled:
         return HTMLResponse(NOT_FOUND_PAGE, 404, headers={"Cache-Control": "no-store"})
     if request.method == "GET":  # a HEAD (a link checker, a preview) is no click
-        table.record(asyncio.create_task(_store_click(request, link)))
+        table.record(asyncio.create_task(_store_click(request, link, table)))
     # no-store: every click must reach Sluice, not a cache
     return RedirectResponse(link.target_url, 302, headers={"Cache-Control": "no-store"})
 
 
-async def _store_click(request: Request, link: Link) -> None:
+async def _store_click(request: Request, link: Link, table: LinkTable) -> None:
     collector = request.scope["state"]["collector"]
     received_at = datetime.now(UTC)
     headers = request.headers
@@ -208,7 +222,9 @@ async def _store_click(request: Request, link: Link) -> None:
         hashed, country = await collector.origins.resolve(peer, headers, received_at.date())
         await collector.writer.write([event], Sender(received_at, hashed, country, user_agent))
     except (WriteFailed, psycopg.Error, Rejection) as exc:
-        log.warning("links: a click on %r was not stored: %s", link.short_code, exc)
+        table.click_lost(link, exc)
+    else:
+        table.click_stored()
 
 
 async def api_list(request: Request, settings: Settings) -> Response:

@@ -1,0 +1,101 @@
+"""The short-link redirect under load: latency while PostgreSQL is up, then while it is down.
+
+    .venv/bin/python bench/redirect.py [--duration 10] [--connections 32]
+
+Runs a PostgreSQL of its own (the embedded one, in a temporary folder, so that it can be stopped),
+one link, and the collector as `sluice serve` runs it (uvicorn, one worker, as bench/ingest.py
+starts it, on a free port); wrk sends `GET /l/bench` with a browser's User-Agent and a Referer from another
+process for a fixed time. Then PostgreSQL is stopped and the same load runs again: every answer
+must still be the 302. Target: p99 < 5 ms in both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import ingest
+from ingest import USER_AGENT, Server, background_cpu, ensure_wrk
+
+from sluice.collector import links
+from sluice.db import connect
+from sluice.embedded_pg import database_for
+from sluice.migrations import migrate
+from sluice.settings import Settings
+
+LUA = """
+wrk.method = "GET"
+wrk.headers["User-Agent"] = "%(ua)s"
+wrk.headers["Referer"] = "https://news.example/story"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def drive(wrk: str, script: Path, connections: int, duration_s: int) -> str:
+    command = [wrk, "-t1", f"-c{connections}", f"-d{duration_s}s", "-s", str(script)]
+    out = subprocess.run([*command, f"http://127.0.0.1:{ingest.HTTP_PORT}/l/bench"], capture_output=True, text=True)
+    match = re.search(r"^RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", out.stdout, re.M)
+    if not match:
+        sys.exit(f"wrk said: {out.stdout}{out.stderr}")
+    requests, duration_us, p50, p99, bad_status, socket_errors = map(int, match.groups())
+    rate = requests / (duration_us / 1e6)
+    return (
+        f"{rate:8.0f} redirects/s   p50 {p50 / 1000:6.2f} ms   p99 {p99 / 1000:6.2f} ms   "
+        f"errors {bad_status + socket_errors}"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def clicks(url: str) -> int:
+    with connect(replace(Settings(), database_url=url)) as conn:
+        row = conn.execute("select count(*) from events where event_type = 'click'").fetchone()
+        return int(row[0]) if row else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+    # a port of its own, not bench/ingest.py's fixed one: both may run on a shared machine
+    ingest.HTTP_PORT = free_port()
+    with tempfile.TemporaryDirectory(prefix="sluice-bench-redirect-", dir="/tmp") as tmp, ExitStack() as postgres:
+        Path(tmp).chmod(0o755)  # as root the server runs as another user, who must reach it
+        (Path(tmp) / "redirect.lua").write_text(LUA % {"ua": USER_AGENT})
+        settings = postgres.enter_context(database_for(replace(Settings(), database_url="", data_dir=Path(tmp))))
+        migrate(settings)
+        with connect(settings, autocommit=True) as conn:
+            links.add(conn, "bench", "bench", "https://shop.example/spring?utm_source=flyer")
+        print(f"background CPU before: {background_cpu():.0f}%")
+        server = Server("sluice.app:create_app", 1, settings.database_url)
+        try:
+            print(f"PostgreSQL up:    {drive(wrk, Path(tmp) / 'redirect.lua', args.connections, args.duration)}")
+            stored = clicks(settings.database_url)
+            postgres.close()  # PostgreSQL stops; the collector keeps running
+            print(f"PostgreSQL down:  {drive(wrk, Path(tmp) / 'redirect.lua', args.connections, args.duration)}")
+        finally:
+            server.stop()
+        print(f"clicks stored while PostgreSQL was up: {stored}")
+
+
+if __name__ == "__main__":
+    main()
