@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sluice.collector import links
+from sluice.collector import click_reports, links
 from sluice.collector import routes as handlers
 from sluice.collector.client_ip import Countries, DailySalts, Origins
 from sluice.collector.cors import CollectCORS, origin_of
@@ -36,6 +36,8 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route(settings.link_prefix + "/{short_code}", links.redirect, methods=["GET", "HEAD"]),
         Route("/api/v1/sites/{site}/links", _operator(settings, links.api_list), methods=["GET"]),
         Route("/api/v1/sites/{site}/links", _operator(settings, links.api_add), methods=["POST"]),
+        # a redirect service of its own reports its clicks (an ingest token: collector/sources.py)
+        Route("/analytics/events/", click_reports.report_click, methods=["POST"]),
     ]
 
 

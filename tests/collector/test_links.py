@@ -166,3 +166,43 @@ def test_the_redirect_still_answers_while_postgresql_is_down(data_dir: Path, cap
                 assert (answer.status_code, answer.headers["location"]) == (302, TARGET)
             assert client.get("/l/nope", follow_redirects=False).status_code == 404
     assert any("a click on 'spring' was not stored" in r.getMessage() for r in caplog.records)
+
+
+def test_a_redirect_service_of_its_own_reports_clicks_with_an_ingest_token(
+    settings: Settings, db: psycopg.Connection
+) -> None:
+    links.add(db, "shop", "abc123", TARGET)
+    report = {
+        "short_code": "abc123",
+        "ip_address": "8.8.8.8",
+        "user_agent": CHROME,
+        "referer": "https://google.com/",
+        "country": "fr",
+        "city": "Lyon",
+    }
+    token = {"Authorization": "Bearer ingest-1"}
+    with collector_client(replace(settings, ingest_tokens=("ingest-1",))) as client:
+        answer = client.post("/analytics/events/", json=report, headers=token)
+        assert (answer.status_code, answer.json()) == (200, True)
+        assert client.post("/analytics/events/", json=report).status_code == 401  # the body is believed only then
+        unknown = client.post("/analytics/events/", json={**report, "short_code": "elsewhere"}, headers=token)
+        assert (unknown.status_code, unknown.json()["field"]) == (422, "site_id")
+        other = {**report, "short_code": "elsewhere", "site_id": "blog", "country": None}
+        assert client.post("/analytics/events/", json=other, headers=token).json() is True
+        wrong = client.post("/analytics/events/", json={**report, "city": 7}, headers=token)
+        assert (wrong.status_code, wrong.json()["field"]) == (400, "city")
+    rows = db.execute(
+        """select site_id, payload ->> 'shortCode', payload ->> 'target', payload ->> 'referrer', payload ->> 'city',
+                  country, user_agent, ip_hash is not null, payload::text like '%8.8.8.8%'
+           from events order by received_at"""
+    ).fetchall()
+    assert rows == [
+        ("shop", "abc123", TARGET, "https://google.com/", "Lyon", "FR", CHROME, True, False),
+        ("blog", "elsewhere", None, "https://google.com/", "Lyon", "US", CHROME, True, False),
+    ]
+    settle(db)
+    pipeline.run(settings)
+    assert db.execute("select site_id, short_code, country, is_bot from clicks order by site_id").fetchall() == [
+        ("blog", "elsewhere", "US", False),
+        ("shop", "abc123", "FR", False),
+    ]
