@@ -87,6 +87,8 @@ JOBS: tuple[Job, ...] = (
     scratch("visitor_days_this_run"),  # the visitor-days those touch, their sessions before and after
     table("sessions", bulk=True),
     table("stg_events", bulk=True, keep=raw("received_at")),
+    table("hourly_event_stats", bulk=True, keep=daily("hour")),  # seed 002: per event type and route
+    table("user_stats", bulk=True),  # seed 002: per user
     scratch("clicks_this_run"),  # the clicks this run writes, and the stored ones they replace
     table("clicks", bulk=True),
     table("hourly_click_counts", bulk=True, keep=daily("hour")),

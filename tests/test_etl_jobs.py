@@ -20,7 +20,7 @@ from sluice.etl.render import Context, job_names, render
 from sluice.settings import Settings
 
 # The schema's tables no job writes: the raw log, the record of runs, the internal tables.
-NOT_WRITTEN_BY_A_JOB = {"events", "etl_runs", *INTERNAL_TABLES}
+NOT_WRITTEN_BY_A_JOB = {"events", "etl_runs", "links", *INTERNAL_TABLES}  # links: `sluice links` and its API
 
 # Every variant a run renders: the jobs it runs, and the context it renders them with.
 RUNS = {
@@ -64,6 +64,7 @@ def test_the_schema_holds_every_declared_table_and_no_table_without_a_job(db: ps
     assert kept_by == {
         "stg_events": "timestamp with time zone",
         "hourly_click_counts": "timestamp with time zone",
+        "hourly_event_stats": "timestamp with time zone",
         "daily_metrics": "date",
         "daily_breakdown": "date",
     }
@@ -120,6 +121,8 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "user_agents": 1,
         "sessions": 1,
         "stg_events": 3,
+        "hourly_event_stats": 2,  # pageviews and clicks of 10:00
+        "user_stats": 1,
         "clicks": 1,
         "hourly_click_counts": 1,
         "daily_metrics": 1,
@@ -132,6 +135,8 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "user_agents": 0,
         "sessions": 1,
         "stg_events": 4,  # one inserted, three updated
+        "hourly_event_stats": 1,  # 09:00 counted (10:00, untouched, stays)
+        "user_stats": 1,  # the visitor recounted
         "clicks": 1,  # its click rewritten
         "hourly_click_counts": 0,  # the same click in the same hour: no change
         "daily_metrics": 1,

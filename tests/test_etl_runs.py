@@ -153,10 +153,14 @@ _event = st.fixed_dictionaries(
         "minute": st.one_of(st.integers(0, 150), st.integers(0, 3 * 24 * 60)),
         "who": st.sampled_from(["v1", "v1", "anon-a", "anon-b", "bot"]),
         "session": st.sampled_from([None, None, None, "sA", "sB"]),
-        "kind": st.sampled_from(["pageview", "pageview", "click", "custom"]),
+        "kind": st.sampled_from(["pageview", "pageview", "click", "custom", "request"]),
         "path": st.sampled_from(["/", "/a", "/b"]),
         "delay_min": st.sampled_from([0, 0, 0, 0, 5, 90, 24 * 60, 5 * 24 * 60]),  # some late, one too late
         "referrer": st.sampled_from([None, "https://www.google.com/", "https://ex.com/a"]),
+        # seed 002's fields, for hourly_event_stats and user_stats
+        "user": st.sampled_from([None, None, "u1", "u2"]),
+        "status": st.sampled_from([None, 200, 404, 500]),
+        "duration": st.sampled_from([None, 1.5, 12.0, 300.0]),
     }
 )
 
@@ -175,6 +179,10 @@ def _stored(e: dict[str, Any], i: int) -> dict[str, Any]:
         url="https://ex.com" + e["path"],
         referrer=e["referrer"],
         target="https://out.org/" if e["kind"] == "click" else None,
+        route="/users/{id}" if e["kind"] == "request" else None,
+        userId=e["user"],
+        status=e["status"],
+        durationMs=e["duration"],
     )
 
 

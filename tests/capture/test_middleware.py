@@ -156,6 +156,24 @@ def test_one_request_event_per_request_with_the_route_template(
     assert db.execute("select event_count, is_bot, country, device_type, browser, os from sessions").fetchall() == [
         (4, False, "US", "desktop", "Firefox", "Linux")
     ]
+    # seed 002's statistics (summed over hours: the requests may straddle one's end)
+    assert db.execute(
+        """select event_type, route, sum(count)::int, sum(error_count)::int, bool_and(min_duration_ms > 0)
+           from hourly_event_stats group by 1, 2 order by 2"""
+    ).fetchall() == [
+        ("request", "/api/items/{name}", 1, 0, True),
+        ("request", "/boom", 1, 1, True),
+        ("request", "/no/such/page", 1, 1, True),
+        ("request", "/users/{id}", 1, 0, True),
+    ]
+    assert db.execute(
+        """select left(user_key, 5), is_user_id, events, events_by_type, sessions, pageviews, errors,
+                  avg_duration_ms > 0
+           from user_stats order by 1"""
+    ).fetchall() == [
+        ("42", True, 1, {"request": 1}, 1, 0, 0, True),
+        ("anon:", False, 3, {"request": 3}, 1, 0, 2, True),  # no userId: the visitor (the IP hash and agent)
+    ]
 
 
 def test_sampling_keeps_none_at_zero_and_the_app_answers_the_same(settings: Settings, db: psycopg.Connection) -> None:
