@@ -380,8 +380,12 @@ class GroupCommitWriter:
                 connect_timeout=self._connect_timeout_s,
                 client_encoding="utf8",  # COPY's text fields are UTF-8 whatever the server's default
             )
-            await conn.execute(_CREATE_STAGING)
-            await conn.execute(_PREPARE_CLAIM)
+            try:
+                await conn.execute(_CREATE_STAGING)
+                await conn.execute(_PREPARE_CLAIM)  # fails in a database not migrated yet
+            except psycopg.Error:
+                await conn.close()
+                raise
             self._conns[slot] = conn
         return conn
 

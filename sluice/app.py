@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from sluice.collector import app as collector
 from sluice.db import async_pool
 from sluice.etl import api as etl
+from sluice.http import EXCEPTION_HANDLERS
 from sluice.settings import Settings
 
 
@@ -45,4 +46,4 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield state
 
     routes = [*collector.routes(settings), *etl.routes(settings)]
-    return Starlette(routes=routes, middleware=collector.middleware(settings), lifespan=lifespan)
+    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
