@@ -72,7 +72,7 @@ def test_an_undeclared_code_cannot_be_answered() -> None:
 
 
 NGINX_BODY = re.compile(r"location = (/_sluice/\S+) \{ return (\d{3}) '(\{.*\})\\n'; \}")
-NGINX_ERROR_PAGE = re.compile(r"^\s*error_page ((?:\d{3} )+)(\S+);", re.M)
+NGINX_ERROR_PAGE = re.compile(r"^\s*error_page ((?:\d{3} )+)(?:=(\d{3}) )?(\S+);", re.M)
 
 
 def test_nginx_answers_its_own_errors_with_declared_codes() -> None:
@@ -84,13 +84,13 @@ def test_nginx_answers_its_own_errors_with_declared_codes() -> None:
         assert body["error"] in CODES, f"nginx.conf {path}: {body['error']!r} is not declared in sluice/errors.py"
         assert status == status_of(body["error"]), path
     pages = NGINX_ERROR_PAGE.findall(conf)
-    assert {uri for _, uri in pages} == set(bodies)  # every page has a body, every body a page
-    statuses = {int(s): uri for codes, uri in pages for s in codes.split()}
-    assert set(statuses) == {403, 404, 413, 429, 502, 503, 504}
-    # nginx keeps its own status for a page it handles (a 413 stays 413); only the upstream's
-    # failures all become one 503.
-    for status, uri in statuses.items():
-        assert bodies[uri][0] == (503 if status in (502, 504) else status)
+    assert {uri for _, _, uri in pages} == set(bodies)  # every page has a body, every body a page
+    # nginx answers a page with the status it met (`error_page 413 ...` stays 413) unless `=NNN`
+    # says otherwise: either way it must be the status of the body's code.
+    answered = {int(s): (int(override or s), uri) for codes, override, uri in pages for s in codes.split()}
+    assert set(answered) == {403, 404, 413, 429, 502, 503, 504}
+    for met, (status, uri) in answered.items():
+        assert status == bodies[uri][0], f"nginx.conf answers {met} with {status}, but {uri} is a {bodies[uri][0]}"
 
 
 README_ROW = re.compile(r"^\| (\d{3}) \| `([a-z_]+)` \| (.*) \|$", re.M)
