@@ -26,8 +26,9 @@ def routes(settings: Settings) -> list[BaseRoute]:
     allowed = AllowedOrigins(settings.cors_origins)
     cors = Middleware(CollectCORS, allowed=allowed)
     return [
-        # First in the list, so the router's first match is the hot path's. CollectPost is an ASGI
-        # app, not a function: the router calls it as it is (see CollectPost), adding its CORS headers.
+        # The hot path. CollectPost is an ASGI app, not a function: Starlette calls it as it is, with
+        # no Request, and it adds its own CORS headers; sluice.routing.RawRoutesFirst dispatches it
+        # from this list before Starlette's router and exception layer.
         Route("/collect", handlers.CollectPost(allowed), methods=["POST"]),
         Route("/collect", handlers.collect_get, methods=["GET"], middleware=[cors]),
         Route("/collect", handlers.collect_options, methods=["OPTIONS"], middleware=[cors]),

@@ -1,9 +1,9 @@
 """CORS for `/collect`, lean on the hot path.
 
 Starlette's CORSMiddleware answers the preflights here. For everything else it is replaced by a
-few lines, because it wraps every request and rebuilds the response headers (a fifth of the
-collector's CPU per request when it was measured: bench/README.md); this only appends two headers
-when an allowed Origin is present. `POST /collect` adds them itself (`AllowedOrigins.headers_for`),
+few lines, because it wraps every request and rebuilds the response headers, a sizeable share of
+the collector's CPU per request (bench/README.md); this only appends two headers when an allowed
+Origin is present. `POST /collect` adds them itself (`AllowedOrigins.headers_for`),
 with no middleware around it at all.
 """
 

@@ -14,11 +14,13 @@ from typing import Any
 
 from psycopg_pool import PoolTimeout
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from sluice.collector import app as collector
 from sluice.db import async_pool
 from sluice.etl import api as etl
 from sluice.http import EXCEPTION_HANDLERS
+from sluice.routing import RawRoutesFirst
 from sluice.settings import Settings
 
 
@@ -39,11 +41,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await stack.enter_async_context(collector.lifespan(settings, state))
             await stack.enter_async_context(etl.lifespan(settings, state))
             # What start-up made lives as long as the process: out of the collector's way, so that
-            # each full collection does not walk every module and class again (it was ~10% of the
-            # CPU per event under load).
+            # each full collection does not walk every module and class again (a visible share of
+            # the CPU per event under load: bench/README.md).
             gc.collect()
             gc.freeze()
             yield state
 
     routes = [*collector.routes(settings), *etl.routes(settings)]
-    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    # The raw ASGI routes (POST /collect) are dispatched from this same list before Starlette's layers.
+    middleware = [Middleware(RawRoutesFirst, routes=routes)]
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

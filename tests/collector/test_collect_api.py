@@ -402,7 +402,7 @@ def test_the_writer_creates_partitions_ahead_at_start_up(settings: Settings, db:
 
 
 def test_a_post_under_a_root_path_is_answered_the_same(settings: Settings, db: psycopg.Connection) -> None:
-    # Mounted under a root_path, the router still finds POST /collect's ASGI app.
+    # Mounted under a root_path, POST /collect takes the router's way (RawRoutesFirst steps aside) to the same app.
     with TestClient(create_app(settings), client=VISITOR, root_path="/sluice") as client:
         response = post(client, event(visitorId="v-routed"), Origin="https://shop.example")
         assert response.status_code == 202
