@@ -11,7 +11,8 @@
    collector/pgwire.py, one simple-protocol query) and the same writer on psycopg's public COPY API
    (bench/public_copy.py), `--rounds` times in turn, each for `--duration` seconds: 64 concurrent
    writers of one event each (the shape single-event requests give), then 8 writers of 100 events.
-   Prints events/s and the latency of one write (p50 / p99), and each round's ratio public / pgwire.
+   Prints events/s, the latency of one write (p50 / p99) and this process's CPU per event (the
+   writers' own row-making included, the same for both), and each round's ratios public / pgwire.
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ def database_time(url: str) -> None:
 
 async def under_load(
     writer_class: type[GroupCommitWriter], settings: Settings, writers: int, events: int, duration_s: float
-) -> tuple[float, float, float]:
-    """events/s, and the p50 and p99 of one write in ms, of `writers` concurrent writers of `events` each."""
+) -> tuple[float, float, float, float]:
+    """events/s, the p50 and p99 of one write in ms, and the process's CPU µs per event, of `writers`
+    concurrent writers of `events` each."""
     writer = writer_class(settings)
     await writer.start()
     payload = orjson.dumps(EVENT)
@@ -111,28 +113,39 @@ async def under_load(
             latencies.append(time.perf_counter() - started)
             done += events
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one_writer() for _ in range(writers)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     await writer.stop()
     latencies.sort()
-    return done / elapsed, latencies[len(latencies) // 2] * 1e3, latencies[int(len(latencies) * 0.99)] * 1e3
+    p50, p99 = latencies[len(latencies) // 2] * 1e3, latencies[int(len(latencies) * 0.99)] * 1e3
+    return done / elapsed, p50, p99, cpu / done * 1e6
 
 
 def transports(url: str, rounds: int, duration_s: float) -> None:
     settings = replace(Settings(), database_url=url, schema="sluice")
     for load, (writers, events) in LOADS.items():
-        ratios: list[float] = []
+        ratios: dict[str, list[float]] = {"events/s": [], "p50": [], "CPU per event": []}
         for _ in range(rounds):
-            rates = {}
+            runs = {}
             for name, writer_class in (("pgwire", GroupCommitWriter), ("public API", PublicCopyWriter)):
                 truncate(url)
-                rate, p50, p99 = asyncio.run(under_load(writer_class, settings, writers, events, duration_s))
-                rates[name] = rate
-                print(f"{load:<28} {name:<11} {rate:>8.0f} events/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms", flush=True)
-            ratios.append(rates["public API"] / rates["pgwire"])
-        each = ", ".join(f"{r:.2f}" for r in ratios)
-        print(f"{load}: public API / pgwire events/s = {statistics.median(ratios):.2f} (rounds: {each})\n", flush=True)
+                runs[name] = rate, p50, p99, cpu = asyncio.run(
+                    under_load(writer_class, settings, writers, events, duration_s)
+                )
+                print(
+                    f"{load:<28} {name:<11} {rate:>8.0f} events/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
+                    f"  CPU {cpu:5.1f} us/event",
+                    flush=True,
+                )
+            (rate, p50, _, cpu), (base_rate, base_p50, _, base_cpu) = runs["public API"], runs["pgwire"]
+            ratios["events/s"].append(rate / base_rate)
+            ratios["p50"].append(p50 / base_p50)
+            ratios["CPU per event"].append(cpu / base_cpu)
+        for measure, each in ratios.items():
+            rounds_ = ", ".join(f"{r:.2f}" for r in each)
+            print(f"{load}: public API / pgwire, {measure} = {statistics.median(each):.2f} (rounds: {rounds_})")
+        print(flush=True)
 
 
 def main() -> None:
