@@ -11,8 +11,8 @@ write's transport differs, built as well as the public API allows:
 - once the rows are ready: `copy.write(rows)`, then leaving the COPY (the stream's end, and a
   round trip for its result), then the claim and the commit as one simple query (a round trip).
 
-So a transaction costs three round trips once its rows are ready (with `set_types` and
-`write_row` instead of pre-encoded rows, one more pass over the rows too), against pgwire's one.
+So a transaction costs two round trips once its rows are ready, against pgwire's one (and with
+`set_types` and `write_row` instead of the pre-encoded rows, one more pass over the rows too).
 """
 
 from __future__ import annotations

@@ -3,11 +3,12 @@
 Why not psycopg's public API: the fast write is ONE simple-protocol query, `begin; copy …; execute
 …; commit`, sent ahead on an idle connection ("armed") so that COPY's go-ahead is back before the
 rows are. A transaction then costs one round trip once its rows are ready: send them, read every
-result. psycopg's public `cursor.copy()` refuses a COPY that shares its query with other statements,
-waits for the go-ahead as it starts, and waits for the COPY's result before the next statement can
-be sent: three round trips once the rows are ready, each waiting its turn behind the HTTP work on
-the event loop. bench/README.md ("The writer's COPY: psycopg internals or its public API") has
-the measured cost of each; the rest of the writer uses the public API.
+result. psycopg's public `cursor.copy()` refuses a COPY that shares its query with other statements
+and waits for the COPY's result before the next statement can be sent: even with `begin` and the
+go-ahead taken ahead, two round trips once the rows are ready, each waiting its turn behind the
+HTTP work on the event loop, and more of the writer's CPU per event. bench/README.md ("The
+writer's COPY: psycopg internals or its public API") has the measurements; the rest of the writer
+uses the public API.
 
 What is internal here: `psycopg.generators` and `psycopg.waiting` (the non-blocking protocol steps
 psycopg itself is built from), `AsyncConnection.wait` (runs such a step on the event loop), and
