@@ -24,7 +24,7 @@ CODES: dict[str, ErrorCode] = {
     "wrong_type": ErrorCode(400, "a known field has the wrong JSON type"),
     "bad_parameter": ErrorCode(400, "a query or path parameter does not parse (not an integer, not a date)"),
     "unauthorized": ErrorCode(401, "the bearer token is missing or wrong"),
-    "forbidden": ErrorCode(403, "the operator and control endpoints are disabled: no `SLUICE_ADMIN_TOKEN` is set"),
+    "forbidden": ErrorCode(403, "the operator and control endpoints are disabled: the app was given no admin token"),
     "forbidden_network": ErrorCode(403, "nginx: `/etl/` and `/events/` answer loopback and private networks only"),
     "not_found": ErrorCode(404, "no such path"),
     "method_not_allowed": ErrorCode(405, "the path exists, but not for this method (`Allow` lists those it takes)"),
