@@ -217,12 +217,10 @@ async def health(request: Request) -> Response:
     pending = [version for version in collector.migrations if version not in applied]
     if not pending:
         return JSONResponse({"status": "ok", "database": "connected", "schema_version": latest_applied})
-    schema = "missing" if latest_applied is None else "behind"
-    detail = (
-        f"no migration applied in schema {collector.settings.schema!r}"
-        if schema == "missing"
-        else (f"not applied: {', '.join(pending)}")
-    )
+    if latest_applied is None:
+        schema, detail = "missing", f"no migration applied in schema {collector.settings.schema!r}"
+    else:
+        schema, detail = "behind", f"not applied: {', '.join(pending)}"
     return error_response(
         "migrations_pending",
         f"schema missing or behind: run `sluice migrate` ({detail})",
