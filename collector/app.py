@@ -15,6 +15,7 @@ from sluice.collector import click_reports, links
 from sluice.collector import routes as handlers
 from sluice.collector.client_ip import Countries, DailySalts, Origins
 from sluice.collector.cors import AllowedOrigins, CollectCORS
+from sluice.collector.spool import Spool
 from sluice.collector.writer import GroupCommitWriter
 from sluice.http import Handler, operators_only
 from sluice.migrations import discover
@@ -57,7 +58,9 @@ async def lifespan(settings: Settings, state: dict[str, Any]) -> AsyncIterator[N
     pool = state["pool"]
     # What /health compares the database with: read once, not per probe.
     migrations = tuple(migration.version for migration in discover())
-    writer = GroupCommitWriter(settings, connect_timeout_s=settings.db_timeout_s)
+    spool = Spool(settings.data_dir, settings.spool_max_mb * 1024 * 1024)
+    spool.open()
+    writer = GroupCommitWriter(settings, connect_timeout_s=settings.db_timeout_s, spool=spool)
     countries = Countries(settings.geoip_db)
     await writer.start()
     origins = Origins(settings.trusted_proxies, DailySalts(pool, settings.db_timeout_s), countries)
@@ -68,4 +71,5 @@ async def lifespan(settings: Settings, state: dict[str, Any]) -> AsyncIterator[N
             yield
     finally:
         await writer.stop()
+        await spool.close()
         countries.close()

@@ -9,13 +9,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import logging
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
 
 import iptocc
 import maxminddb
+import psycopg
 from psycopg_pool import AsyncConnectionPool
+
+from sluice.collector.fault_log import FaultLog
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -84,22 +89,61 @@ class DailySalts:
     The first worker to need a day's salt creates it (`on conflict do nothing` settles races) and
     deletes salts older than yesterday; yesterday's is kept a day so requests in flight at midnight
     hash consistently.
+
+    When PostgreSQL cannot be reached for a day's salt (an outage, the events going to the spool),
+    the worker hashes with a stand-in: a random salt of its own, held in memory only, so addresses
+    are still never at rest unhashed and the hashes are as unlinkable once the day is over. They
+    do not match the day's real hashes, so a cookieless visitor seen by a worker during the outage
+    counts as another visitor that day. The database is asked again every `RETRY_S`, in the
+    background, while requests go on with the stand-in.
     """
+
+    RETRY_S = 2.0
 
     def __init__(self, pool: AsyncConnectionPool, timeout_s: float = 5) -> None:
         self._pool = pool
         self._timeout_s = timeout_s
         self._cache: dict[date, bytes] = {}
+        self._stand_ins: dict[date, bytes] = {}
+        self._retry_at = 0.0
+        self._retry: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._faults = FaultLog(logging.getLogger("sluice.collector"))
 
     async def get(self, day: date) -> bytes:
         salt = self._cache.get(day)
         if salt is not None:
             return salt
+        stand_in = self._stand_ins.get(day)
+        if stand_in is not None:
+            self._retry_later(day)
+            return stand_in
         async with self._lock:
-            if day not in self._cache:
-                self._cache = {day: await self._fetch(day)}
-            return self._cache[day]
+            if day not in self._cache and day not in self._stand_ins:
+                try:
+                    self._cache = {day: await self._fetch(day)}
+                except psycopg.Error as exc:
+                    self._stand_in(day, exc)
+            return self._cache.get(day) or self._stand_ins[day]
+
+    def _stand_in(self, day: date, exc: psycopg.Error) -> None:
+        message = f"collector: the salt of {day} could not be read ({exc}); hashing with a stand-in held in memory"
+        self._faults.fault("salt unreadable", message)
+        self._stand_ins = {day: self._stand_ins.get(day) or secrets.token_bytes(32)}
+        self._retry_at = time.monotonic() + self.RETRY_S
+
+    def _retry_later(self, day: date) -> None:
+        if (self._retry is None or self._retry.done()) and time.monotonic() >= self._retry_at:
+            self._retry = asyncio.create_task(self._refetch(day), name="sluice-salt-retry")
+
+    async def _refetch(self, day: date) -> None:
+        try:
+            salt = await self._fetch(day)
+        except psycopg.Error as exc:
+            self._stand_in(day, exc)
+            return
+        self._cache, self._stand_ins = {day: salt}, {}
+        self._faults.cleared("salt unreadable", f"collector: the salt of {day} is read from PostgreSQL again")
 
     async def _fetch(self, day: date) -> bytes:
         async with self._pool.connection(timeout=self._timeout_s) as conn, conn.transaction():

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, LiteralString
@@ -20,7 +20,7 @@ from typing import Any, LiteralString
 import orjson
 import psycopg
 from psycopg_pool import AsyncConnectionPool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -28,6 +28,7 @@ from sluice.collector import sources
 from sluice.collector.body import check_content_type, read_body
 from sluice.collector.client_ip import Origins
 from sluice.collector.cors import AllowedOrigins, origin_of
+from sluice.collector.fault_log import FaultLog
 from sluice.collector.rejections import Rejection
 from sluice.collector.validate import Batch, parse_body, parse_sent_at, to_event
 from sluice.collector.writer import GroupCommitWriter, Sender, WriteFailed
@@ -42,6 +43,21 @@ _INTEGER = re.compile(r"-?[0-9]+")
 # The smallest transparent 1x1 GIF.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 _NO_SKEW = timedelta(0)
+# Requests a worker handles at once (reading, validating, waiting for the writer), and their bodies'
+# declared size. Past either a POST is answered 503 before its body is read: under a flood, each
+# request's body and parsed events would otherwise stay in memory while the CPU catches up, and the
+# process would grow without bound. A request is always admitted when none is in flight.
+MAX_IN_FLIGHT = 256
+MAX_IN_FLIGHT_BYTES = 4 * 1024 * 1024
+_UNDECLARED_BYTES = 64 * 1024  # counted for a body sent without Content-Length (chunked)
+
+
+class _InFlight:
+    count = 0
+    bytes = 0
+
+
+_IN_FLIGHT = _InFlight()
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,7 @@ class Collector:
     writer: GroupCommitWriter
     origins: Origins
     migrations: tuple[str, ...]  # the versions of the package's migrations, read once at start-up
+    faults: FaultLog = field(default_factory=lambda: FaultLog(log))  # the request path's repeated faults
 
     @cached_property  # read for every request
     def max_future(self) -> timedelta:
@@ -65,6 +82,11 @@ def _rejected(rejection: Rejection) -> Response:
 
 def _unavailable(reason: str) -> Response:
     return error_response("database_unavailable", reason, headers={"Retry-After": "1"}, status="unavailable")
+
+
+def _overloaded() -> Response:
+    message = "the collector is handling as many requests as it can hold; nothing was kept, retry later"
+    return error_response("overloaded", message, headers={"Retry-After": "1"}, status="unavailable")
 
 
 def _collector(scope: Scope) -> Collector:
@@ -95,14 +117,29 @@ class CollectPost:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         received_at = datetime.now(UTC)
         cors = self.cors.headers_for(origin_of(scope))  # a POST is never a preflight
-        try:
-            headers = _headers(scope)
-            check_content_type(headers)
-            batch = parse_body(await read_body(headers, receive))
-        except Rejection as rejection:
-            response: Response | bytes = _rejected(rejection)
+        headers = _headers(scope)
+        declared = headers.get("content-length", "")
+        size = int(declared) if declared.isdigit() else _UNDECLARED_BYTES
+        if _IN_FLIGHT.count >= MAX_IN_FLIGHT or (_IN_FLIGHT.count and _IN_FLIGHT.bytes + size > MAX_IN_FLIGHT_BYTES):
+            response: Response | bytes = _overloaded()
         else:
-            response = await _ingest(scope, headers, batch, received_at, pixel=False)
+            _IN_FLIGHT.count += 1
+            _IN_FLIGHT.bytes += size
+            try:
+                check_content_type(headers)
+                batch = parse_body(await read_body(headers, receive))
+                response = await _ingest(scope, headers, batch, received_at, pixel=False)
+            except Rejection as rejection:
+                response = _rejected(rejection)
+            except ClientDisconnect:
+                # Nobody is left to answer, and nothing was stored: one line, no traceback.
+                client = scope.get("client")
+                peer = client[0] if client else "?"
+                log.info("collector: a client (%s) disconnected before its body had arrived", peer)
+                return
+            finally:
+                _IN_FLIGHT.count -= 1
+                _IN_FLIGHT.bytes -= size
         if isinstance(response, bytes):  # the 202: the same message JSONResponse would send, built directly
             raw = [(b"content-length", b"%d" % len(response)), (b"content-type", b"application/json"), *cors]
             await send({"type": "http.response.start", "status": 202, "headers": raw})
@@ -183,7 +220,7 @@ async def _ingest(
     except (WriteFailed, psycopg.Error) as exc:
         # The writer has logged its failure; the salt lookup has not. Clients learn only to retry.
         if not isinstance(exc, WriteFailed):
-            log.error("collector: the day's salt could not be read: %s", exc)
+            collector.faults.fault("salt unreadable", f"collector: the day's salt could not be read: {exc}")
         return _unavailable("the events could not be stored; nothing was kept, retry later")
 
     if pixel:
@@ -203,12 +240,19 @@ async def _scalar(request: Request, query: LiteralString) -> Any:
 
 
 async def health(request: Request) -> Response:
-    """200 when the schema is at the package's latest migration; else 503, telling why."""
+    """200 `ok` when the schema is at the package's latest migration; 200 `degraded` while events
+    wait in the spool or PostgreSQL is away and the spool takes them; else 503, telling why."""
     collector = _collector(request.scope)
+    writer = collector.writer
+    spool = writer.spool
+    if spool is not None and not writer.online:  # the writer's last write failed: no need to wait for a probe
+        return JSONResponse({"status": "degraded", "database": "unreachable", "spool": _spool_state(writer)})
     try:
         async with collector.pool.connection(timeout=collector.settings.db_timeout_s) as conn:
             applied, latest_applied = await _applied_migrations(conn, collector.settings.schema, collector.migrations)
     except psycopg.OperationalError as exc:  # PoolTimeout included: no connection could be had
+        if spool is not None and spool.waiting_bytes < spool.max_bytes:  # the next write will go to the spool
+            return JSONResponse({"status": "degraded", "database": "unreachable", "spool": _spool_state(writer)})
         message = f"database unreachable: {exc}"
         return error_response("database_unavailable", message, status="unavailable", database="unreachable")
     except psycopg.Error as exc:
@@ -216,6 +260,10 @@ async def health(request: Request) -> Response:
         return error_response("database_unavailable", message, status="unavailable", database="connected")
     pending = [version for version in collector.migrations if version not in applied]
     if not pending:
+        if spool is not None and spool.waiting_bytes:
+            spooled = _spool_state(writer)
+            body = {"status": "degraded", "database": "connected", "schema_version": latest_applied, "spool": spooled}
+            return JSONResponse(body)
         return JSONResponse({"status": "ok", "database": "connected", "schema_version": latest_applied})
     if latest_applied is None:
         schema, detail = "missing", f"no migration applied in schema {collector.settings.schema!r}"
@@ -252,6 +300,16 @@ async def _applied_migrations(
     row = await cur.fetchone()
     assert row is not None
     return set(row[0]), row[1]
+
+
+def _spool_state(writer: GroupCommitWriter) -> dict[str, Any]:
+    spool = writer.spool
+    assert spool is not None
+    return {
+        "bytes": spool.waiting_bytes,
+        "events": spool.waiting_events,
+        "accepting": spool.waiting_bytes < spool.max_bytes,
+    }
 
 
 async def events_count(request: Request) -> Response:

@@ -9,6 +9,13 @@ The write is optimistic. The fast write COPYs the rows straight into `events` an
 `event_ids` with a plain insert. When an id is already there (a retried event, or one sent twice in
 the batch) that fails, the transaction rolls back, and the careful write does the batch again: COPY
 into a temporary staging table, then move only the first copy of each id that is new.
+
+With a spool (collector/spool.py), a batch PostgreSQL does not take is appended to it instead and
+acknowledged once fsync'd there; the writer is then "offline": new requests go straight to the
+spool, and every `_PROBE_S` the writer tries to replay the spool's oldest chunk. The first that
+commits brings it back online; it then replays a chunk after each batch of new requests until the
+spool is empty. The queue of requests waiting for the next write is bounded (`QUEUE_MAX_EVENTS`,
+`QUEUE_MAX_BYTES`): past it, requests go to the spool, or with none, are refused.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import struct
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -26,6 +34,8 @@ import psycopg
 from psycopg import pq
 
 from sluice.collector import pgwire
+from sluice.collector.fault_log import FaultLog
+from sluice.collector.spool import Spool, SpoolFull
 from sluice.db import conninfo
 from sluice.settings import Settings
 
@@ -113,6 +123,13 @@ _CAREFUL_MOVE = f"""
     select {_COLUMNS} from firsts join fresh using (event_id)
 """.encode()
 _IDLE_S = 0.5  # an armed connection idle this long commits its empty COPY (an open transaction holds locks)
+_PROBE_S = 0.5  # while offline, how often the writer tries PostgreSQL again (with the spool's oldest chunk)
+_ADOPT_S = 2.0  # how often the writer looks for spool files left by processes that are gone
+# The queue of requests waiting for the write in flight. It fills only when PostgreSQL is slower than
+# the requests come; then these bound the memory it takes (COPY rows are ~0.6 KB per event).
+QUEUE_MAX_EVENTS = 20_000
+QUEUE_MAX_BYTES = 16 * 1024 * 1024
+_UNREACHABLE = "PostgreSQL unavailable"  # the fault's kind in the log
 
 
 # COPY's binary format: no text for the server to parse (timestamps, uuids) and nothing to escape
@@ -183,6 +200,21 @@ class WriteFailed(Exception):
     """The batch holding these events was not committed; none of it is stored."""
 
 
+class _Request(NamedTuple):
+    """One request's rows, waiting for the next write."""
+
+    data: bytes  # COPY rows
+    events: int
+    received_at: datetime
+    done: asyncio.Future[None]
+
+
+def _fail(batch: list[_Request], failed: WriteFailed) -> None:
+    for request in batch:
+        if not request.done.done():
+            request.done.set_exception(failed)
+
+
 class GroupCommitWriter:
     """One per process: a queue of pending requests and two connections that take turns.
 
@@ -192,11 +224,18 @@ class GroupCommitWriter:
     the HTTP work on the event loop.
     """
 
-    def __init__(self, settings: Settings, *, connect_timeout_s: int = 5) -> None:
+    def __init__(self, settings: Settings, *, connect_timeout_s: int = 5, spool: Spool | None = None) -> None:
         self._conninfo = conninfo(settings, "sluice-collector-writer")
         self._connect_timeout_s = connect_timeout_s
         self._partitions_ahead = settings.partitions_ahead_days
-        self._pending: list[tuple[bytes, datetime, asyncio.Future[None]]] = []
+        self._pending: list[_Request] = []
+        self._pending_events = 0
+        self._pending_bytes = 0
+        self.spool = spool
+        self.online = True  # False from a failed write until a write commits again (only with a spool)
+        self._next_probe = 0.0
+        self._next_adopt = 0.0
+        self._faults = FaultLog(log)
         self._wakeup = asyncio.Event()
         self._conns: list[psycopg.AsyncConnection[Any] | None] = [None, None]
         self._armed: int | None = None  # the connection whose fast write waits for its rows
@@ -207,16 +246,24 @@ class GroupCommitWriter:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.careful_writes = 0  # batches the fast write handed to the careful one
+        self.spooled_events = 0  # events acknowledged from the spool rather than after a commit
+        self.replayed_events = 0  # events the spool's replay committed (already claimed ones included)
 
     async def start(self) -> None:
         try:  # create partitions ahead now if the database is there; else at the first write
             await self._ensure_partitions(await self._connection(0))
         except psycopg.Error as exc:
-            log.warning("collector writer: PostgreSQL unavailable at start-up (%s); will retry on first write", exc)
+            if self.spool is None:
+                log.warning("collector writer: PostgreSQL unavailable at start-up (%s); will retry on first write", exc)
+            else:
+                self._faults.fault(
+                    _UNREACHABLE, f"collector writer: PostgreSQL unavailable at start-up ({exc}); spooling meanwhile"
+                )
+                self.online = False
         self._task = asyncio.create_task(self._run(), name="sluice-group-commit")
 
     async def stop(self) -> None:
-        """Writes what is still queued, then closes the connections."""
+        """Writes what is still queued (to PostgreSQL, else to the spool), then closes the connections."""
         self._stopping = True
         self._wakeup.set()
         if self._task is not None:
@@ -225,55 +272,131 @@ class GroupCommitWriter:
             await self._drop_connection(slot)
 
     async def write(self, rows: Sequence[Row], sender: Sender) -> None:
-        """Returns once `rows` are committed; raises WriteFailed if their batch was not."""
+        """Returns once `rows` are committed, or fsync'd in the spool; raises WriteFailed if neither."""
         if self._stopping:
             raise WriteFailed("the collector is shutting down")
+        await self._enqueue(copy_rows(rows, sender), len(rows), sender.received_at)
+
+    async def _enqueue(self, data: bytes, events: int, oldest: datetime) -> None:
+        full = self._pending_events >= QUEUE_MAX_EVENTS or self._pending_bytes >= QUEUE_MAX_BYTES
+        if self.spool is not None and (full or not self.online):
+            await self._to_spool(data, events, oldest)
+            return
+        if full:
+            raise WriteFailed("the collector is overloaded: its queue is full")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((copy_rows(rows, sender), sender.received_at, future))
+        self._pending.append(_Request(data, events, oldest, future))
+        self._pending_events += events
+        self._pending_bytes += len(data)
         self._wakeup.set()
         await future
 
     async def write_many(self, groups: Sequence[tuple[Sequence[Row], Sender]]) -> None:
         """Like `write`, for one request whose events have different senders (a server source's,
-        each on behalf of its own end user): all of them in the same transaction."""
+        each on behalf of its own end user): all of them in the same transaction, or spool record."""
         if self._stopping:
             raise WriteFailed("the collector is shutting down")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         data = b"".join(copy_rows(rows, sender) for rows, sender in groups)
-        self._pending.append((data, min(sender.received_at for _, sender in groups), future))
-        self._wakeup.set()
-        await future
+        events = sum(len(rows) for rows, _ in groups)
+        await self._enqueue(data, events, min(sender.received_at for _, sender in groups))
+
+    async def _to_spool(self, data: bytes, events: int, oldest: datetime) -> None:
+        assert self.spool is not None
+        try:
+            await self.spool.append(data, events, oldest)
+        except SpoolFull as exc:
+            self._faults.fault("spool refusing batches", f"collector writer: the spool refused a batch: {exc}")
+            raise WriteFailed(str(exc)) from None
+        self.spooled_events += events
 
     async def _run(self) -> None:
         while True:
-            while not self._pending:
-                if self._stopping:
-                    return
-                self._wakeup.clear()
-                if self._armed is None:
+            if self._pending:
+                batch, self._pending = self._pending, []
+                self._pending_events = self._pending_bytes = 0
+                await self._commit(batch)
+            if self._stopping and not self._pending:
+                return
+            # One chunk of the spool after each batch of new requests: neither waits long for the other.
+            if self.spool is not None and await self._tend_spool():
+                continue
+            if self._pending:
+                continue
+            self._wakeup.clear()
+            # An armed connection is an open transaction: it must not stay open while idle.
+            timeout = _IDLE_S if self._armed is not None else (_PROBE_S if self.spool is not None else None)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
                     await self._wakeup.wait()
-                    continue
-                # An armed connection is an open transaction: it must not stay open while idle.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_IDLE_S):
-                        await self._wakeup.wait()
-                if not self._pending:
-                    await self._disarm()
-            batch, self._pending = self._pending, []
-            await self._commit(batch)
+            if not self._pending and self._armed is not None:
+                await self._disarm()
 
-    async def _commit(self, batch: list[tuple[bytes, datetime, asyncio.Future[None]]]) -> None:
+    async def _commit(self, batch: list[_Request]) -> None:
         try:
-            await self._write(framed(*(data for data, _, _ in batch)), min(at for _, at, _ in batch))
+            if not self.online:  # queued before the write that failed: straight to the spool
+                raise WriteFailed("PostgreSQL is unavailable")
+            await self._write(framed(*(r.data for r in batch)), min(r.received_at for r in batch))
         except Exception as exc:
-            log.error("collector writer: a batch of %d requests was not stored: %s", len(batch), exc)
-            for _, _, future in batch:
-                if not future.done():  # a request cancelled while waiting has nobody to tell
-                    future.set_exception(WriteFailed(f"the events could not be stored: {type(exc).__name__}"))
+            if self.spool is None:
+                self._faults.fault(
+                    _UNREACHABLE, f"collector writer: a batch of {len(batch)} requests was not stored: {exc}"
+                )
+                _fail(batch, WriteFailed(f"the events could not be stored: {type(exc).__name__}"))
+                return
+            self._went_offline(exc)
+            try:
+                await self._to_spool(
+                    b"".join(r.data for r in batch), sum(r.events for r in batch), min(r.received_at for r in batch)
+                )
+            except WriteFailed as failed:
+                _fail(batch, failed)
+                return
         else:
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_result(None)
+            self._came_online()
+        for request in batch:
+            if not request.done.done():  # a request cancelled while waiting has nobody to tell
+                request.done.set_result(None)
+
+    def _went_offline(self, exc: BaseException) -> None:
+        if not isinstance(exc, WriteFailed):
+            where = self.spool.directory if self.spool is not None else None
+            message = f"collector writer: PostgreSQL did not take a write ({exc}); spooling to {where}"
+            self._faults.fault(_UNREACHABLE, message)
+        self.online = False
+        self._next_probe = time.monotonic() + _PROBE_S
+
+    def _came_online(self) -> None:
+        if not self.online:
+            self.online = True
+            self._faults.cleared(_UNREACHABLE, "collector writer: PostgreSQL takes writes again; replaying the spool")
+        else:
+            self._faults.cleared(_UNREACHABLE, "collector writer: PostgreSQL takes writes again")
+
+    async def _tend_spool(self) -> bool:
+        """Adopts orphaned spool files now and then; replays one chunk when due. True if it replayed one."""
+        spool = self.spool
+        assert spool is not None
+        now = time.monotonic()
+        if now >= self._next_adopt:
+            spool.adopt()
+            self._next_adopt = now + _ADOPT_S
+        if not self.online and now < self._next_probe:
+            return False
+        chunk = await spool.next_chunk() if spool.has_backlog else None
+        try:
+            if chunk is not None:
+                await self._write(framed(chunk.data), chunk.oldest)
+            elif not self.online:  # nothing to replay, but a write failed: is PostgreSQL back?
+                await self._connection(self._turn)
+        except Exception as exc:
+            self._went_offline(exc)
+            return False
+        self._came_online()
+        if chunk is None:
+            return False
+        await spool.replayed(chunk)
+        self.replayed_events += chunk.events
+        return True
 
     async def _write(self, data: bytes, oldest: datetime) -> None:
         # One retry, on a fresh connection when the old one broke. Retrying is safe even if the
@@ -301,7 +424,7 @@ class GroupCommitWriter:
                     await self._drop_connection(slot)
                 if attempt == 2:
                     raise
-                log.warning("collector writer: retrying a write after: %s", exc)
+                self._faults.fault("write retried", f"collector writer: retrying a write after: {exc}", logging.WARNING)
 
     async def _fast_write(self, conn: psycopg.AsyncConnection[Any], data: bytes, *, next_slot: int) -> bool:
         """COPY straight into `events` and claim the ids; False, rolled back, if an id was taken."""
@@ -338,7 +461,9 @@ class GroupCommitWriter:
         try:
             await self._arm(await self._connection(slot), slot)
         except psycopg.Error as exc:
-            log.warning("collector writer: could not prepare the next write: %s", exc)
+            self._faults.fault(
+                "arming failed", f"collector writer: could not prepare the next write: {exc}", logging.WARNING
+            )
             await self._drop_connection(slot)
         else:
             self._armed = slot
@@ -354,7 +479,9 @@ class GroupCommitWriter:
             await pgwire.copy_and_finish(conn, framed())
             await pgwire.results(conn)
         except psycopg.Error as exc:
-            log.warning("collector writer: dropping an idle connection after: %s", exc)
+            self._faults.fault(
+                "idle connection lost", f"collector writer: dropping an idle connection after: {exc}", logging.WARNING
+            )
             await self._drop_connection(slot)
 
     async def _connection(self, slot: int) -> psycopg.AsyncConnection[Any]:

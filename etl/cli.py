@@ -69,7 +69,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from sluice.etl.status import status
 
     with embedded_pg.database_for(settings) as settings, connect(settings, autocommit=True) as conn:
-        _print(status(conn))
+        _print(status(conn, settings.data_dir))
     return 0
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from sluice import spool_files
 from sluice.etl import jobs
 
 # Every table the ETL writes: the jobs' tables in run order, and its record of runs.
@@ -34,7 +36,9 @@ def recent_sessions(conn: psycopg.Connection, limit: int = 20) -> list[dict[str,
     return _rows(conn, "select * from sessions order by started_at desc, session_key limit %s", (limit,))
 
 
-def status(conn: psycopg.Connection) -> dict[str, Any]:
+def status(conn: psycopg.Connection, data_dir: Path) -> dict[str, Any]:
+    """`data_dir` is this host's SLUICE_DATA_DIR: events its collector acknowledged into the spool
+    while PostgreSQL was away are not in the log yet, and are counted apart (`spooled`)."""
     watermark = _rows(conn, "select watermark::text as watermark from etl_state")[0]["watermark"]
     unprocessed = _rows(
         conn,
@@ -58,6 +62,8 @@ def status(conn: psycopg.Connection) -> dict[str, Any]:
         "unprocessed_events": {row["event_type"]: row["events"] for row in unprocessed},
         "unprocessed_total": sum(row["events"] for row in unprocessed),
         "oldest_unprocessed_lag_s": lag,
+        # read from the spool's files (their headers), not from the collector: the two share no code
+        "spooled": spool_files.contents(data_dir).as_json(),
         "last_run": last[0] if last else None,
         "row_counts": counts,
     }

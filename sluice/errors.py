@@ -46,6 +46,9 @@ CODES: dict[str, ErrorCode] = {
     "database_unavailable": ErrorCode(
         503, "PostgreSQL is unreachable or the write failed; nothing of the request is stored; retry (`Retry-After`)"
     ),
+    "overloaded": ErrorCode(
+        503, "the worker holds as many requests as it may (256, or 4 MiB of bodies); the body was not read; retry"
+    ),
     "migrations_pending": ErrorCode(503, "the database's schema is missing or behind: run `sluice migrate`"),
     "upstream_unavailable": ErrorCode(503, "nginx: Sluice itself is not answering"),
 }

@@ -68,6 +68,7 @@ class Settings:
     # User-Agent are believed
     ingest_tokens: tuple[str, ...] = ()
     link_prefix: str = "/l"  # short links: GET {link_prefix}/{short_code}
+    spool_max_mb: int = 1024  # the collector's spool under data_dir/spool, all its files together
 
     # ETL.
     etl_schedule: str = "60"  # seconds between runs, or "off"
@@ -111,6 +112,7 @@ class Settings:
             geoip_db=env.get("SLUICE_GEOIP_DB", ""),
             partitions_ahead_days=_int(env, "SLUICE_PARTITIONS_AHEAD_DAYS", 7, minimum=1),
             db_timeout_s=_int(env, "SLUICE_DB_TIMEOUT", 5, minimum=1),
+            spool_max_mb=_int(env, "SLUICE_SPOOL_MAX_MB", 1024, minimum=1),
             etl_schedule=schedule,
             ingest_tokens=ingest_tokens,
             link_prefix=link_prefix,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -53,11 +54,11 @@ postgresql = factories.postgresql("postgresql_server")
 
 
 @pytest.fixture
-def settings(postgresql: psycopg.Connection) -> Settings:
-    """Settings pointing at this test's own freshly migrated database."""
+def settings(postgresql: psycopg.Connection, tmp_path: Path) -> Settings:
+    """Settings pointing at this test's own freshly migrated database, and a data folder of its own."""
     info = postgresql.info
     url = make_conninfo(host=info.host, port=info.port, user=info.user, dbname=info.dbname)
-    return replace(Settings(), database_url=url, schema=SCHEMA, etl_schedule="off")
+    return replace(Settings(), database_url=url, schema=SCHEMA, etl_schedule="off", data_dir=tmp_path / "data")
 
 
 @pytest.fixture

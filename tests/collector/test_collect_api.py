@@ -284,20 +284,33 @@ def test_health_with_the_last_migration_unapplied_says_run_migrate(settings: Set
     }
 
 
-def test_with_the_database_down_health_and_collect_answer_503(settings: Settings) -> None:
+def test_with_the_database_down_collect_spools_and_health_says_degraded(settings: Settings) -> None:
     closed = replace(settings, database_url="host=127.0.0.1 port=1 user=postgres dbname=nothing", db_timeout_s=1)
     with collector_client(closed) as client:
+        collect = post(client, [event(), event()])
+        assert collect.status_code == 202
         health = client.get("/health")
-        assert health.status_code == 503
+        assert health.status_code == 200
         body = health.json()
-        assert (body["error"], body["database"]) == ("database_unavailable", "unreachable")
-        assert body["message"].startswith("database unreachable: ")
-        collect = post(client, event())
-        assert collect.status_code == 503
-        assert collect.json()["error"] == "database_unavailable"
+        assert (body["status"], body["database"], body["spool"]["events"]) == ("degraded", "unreachable", 2)
+        assert body["spool"]["bytes"] > 0
 
 
-def test_a_failed_write_fails_every_request_of_the_batch(
+def test_with_the_database_down_and_the_spool_full_collect_answers_503(settings: Settings) -> None:
+    closed = replace(
+        settings, database_url="host=127.0.0.1 port=1 user=postgres dbname=nothing", db_timeout_s=1, spool_max_mb=1
+    )
+    with collector_client(closed) as client:
+        big = [event(text="x" * 60_000) for _ in range(16)]  # ~1 MB of COPY rows per request
+        first, second = post(client, big), post(client, big)
+        assert first.status_code == 202
+        assert second.status_code == 503
+        assert second.headers["retry-after"] == "1"
+        assert second.json()["error"] == "database_unavailable"
+        assert client.get("/health").json()["spool"]["events"] == 16
+
+
+def test_a_write_postgresql_refuses_is_spooled_then_replayed_once_it_takes_writes(
     client: TestClient, db: psycopg.Connection, settings: Settings
 ) -> None:
     db.execute(
@@ -306,11 +319,17 @@ def test_a_failed_write_fails_every_request_of_the_batch(
            create trigger refuse before insert on event_ids for each statement execute function refuse()"""
     )
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda _: post(client, [event(), event()]).status_code, range(16)))
-    assert statuses == [503] * 16
+        responses = list(pool.map(lambda _: post(client, [event(), event()]), range(16)))
+    assert [r.status_code for r in responses] == [202] * 16
     assert db.execute("select count(*) from events").fetchone() == (0,)
+    assert client.get("/health").json()["status"] == "degraded"
     db.execute("drop trigger refuse on event_ids")
-    assert post(client, event()).status_code == 202  # and the writer carries on
+    acknowledged = sorted(uuid.UUID(i) for r in responses for i in r.json()["event_ids"])
+    deadline = time.monotonic() + 30
+    while client.get("/health").json()["status"] != "ok" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [i for (i,) in db.execute("select event_id from events order by event_id")] == acknowledged
+    assert client.get("/health").json()["status"] == "ok"
 
 
 def test_concurrent_requests_are_all_acknowledged_and_stored_once(client: TestClient, db: psycopg.Connection) -> None:
