@@ -443,3 +443,18 @@ def test_a_refused_post_from_an_allowed_origin_carries_the_cors_headers(settings
     with collector_client(settings) as client:
         assert post(client, {"siteId": "s"}, Origin="https://a.example").headers["access-control-allow-origin"] == "*"
         assert "access-control-allow-origin" not in post(client, {"siteId": "s"}).headers
+
+
+def test_past_the_requests_in_flight_a_post_is_refused_before_its_body_is_read(
+    client: TestClient, db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sluice.collector import routes
+
+    monkeypatch.setattr(routes._IN_FLIGHT, "count", routes.MAX_IN_FLIGHT)
+    refused = post(client, event())
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["error"] == "overloaded"
+    monkeypatch.setattr(routes._IN_FLIGHT, "count", 0)
+    assert post(client, event()).status_code == 202
+    assert db.execute("select count(*) from events").fetchone() == (1,)

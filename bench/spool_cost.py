@@ -1,0 +1,118 @@
+"""What the spool costs: this tree's collector against another tree's, interleaved, and with PostgreSQL down.
+
+    .venv/bin/python bench/spool_cost.py --before /work/main [--rounds 3] [--duration 10]
+
+`--before` is a checkout with its own `.venv` (e.g. main, before the spool). Each round runs, one
+after another on 127.0.0.1:8899 against bench/ingest.py's scratch database: the before tree, this
+tree, then this tree with DATABASE_URL pointing at a closed port (every batch spooled), each
+driven by wrk with single events (64 connections) and then batches of 100 (8 connections), as
+bench/ingest.py drives them. Prints each run and the median ratios of the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+from ingest import EVENT, HTTP_PORT, LUA, USER_AGENT, background_cpu, drive, ensure_wrk, scratch_database, truncate  # noqa: E402
+
+CLOSED = "host=127.0.0.1 port=1 user=postgres dbname=nothing"
+
+
+class Server:
+    def __init__(self, tree: Path, url: str, data_dir: Path) -> None:
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "SLUICE_ETL_SCHEDULE": "off",
+            "SLUICE_DATA_DIR": str(data_dir),
+            "SLUICE_DB_TIMEOUT": "1",
+        }
+        python = tree / ".venv" / "bin" / "python"
+        command = [str(python), "-m", "uvicorn", "sluice.app:create_app", "--factory", "--port", str(HTTP_PORT)]
+        command += ["--no-access-log", "--no-server-header", "--no-proxy-headers", "--log-level", "warning"]
+        self.process = subprocess.Popen(command, env=env, cwd=tree, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", HTTP_PORT), timeout=0.2).close()
+                time.sleep(1.0)
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        sys.exit("server did not start")
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)  # our own process group, started above
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--before", type=Path, required=True, help="a checkout with its own .venv")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10)
+    args = parser.parse_args()
+
+    wrk = ensure_wrk()
+    url = scratch_database()
+    scripts = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
+    single, batch = scripts / "single.lua", scripts / "batch.lua"
+    single.write_text(LUA % {"ua": USER_AGENT, "body": orjson.dumps(EVENT).decode()})
+    batch.write_text(LUA % {"ua": USER_AGENT, "body": orjson.dumps({"events": [EVENT] * 100}).decode()})
+    shapes = {"single": (single, 64, 1), "batch-100": (batch, 8, 100)}
+    variants = {"before": (args.before.resolve(), url), "spool": (REPO, url), "spool, PG down": (REPO, CLOSED)}
+    results: dict[tuple[str, str], list[float]] = {}
+    print(f"{os.cpu_count()} CPUs; {args.duration} s per run; wrk on the same machine\n", flush=True)
+    for _ in range(args.rounds):
+        for shape, (script, connections, per_request) in shapes.items():
+            for name, (tree, target) in variants.items():
+                truncate(url)
+                busy = background_cpu()
+                with tempfile.TemporaryDirectory(prefix="sluice-bench-data-") as data_dir:
+                    server = Server(tree, target, Path(data_dir))
+                    try:
+                        rps, p50, p99, errors = drive(wrk, script, connections, args.duration)
+                    finally:
+                        server.stop()
+                events_per_s = rps * per_request
+                results.setdefault((shape, name), []).append(events_per_s)
+                print(
+                    f"{shape:<10} {name:<15} {events_per_s:>9.0f} events/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
+                    f"  errors {errors}  (machine {busy:.0f}% busy before)",
+                    flush=True,
+                )
+    print()
+    for shape in shapes:
+        before, spool, down = (results[(shape, name)] for name in variants)
+        up_ratios = [s / b for s, b in zip(spool, before, strict=True)]
+        down_ratios = [d / s for d, s in zip(down, spool, strict=True)]
+        print(
+            f"{shape}: spool / before = {statistics.median(up_ratios):.2f}"
+            f" (rounds {', '.join(f'{r:.2f}' for r in up_ratios)});"
+            f" PostgreSQL down / up = {statistics.median(down_ratios):.2f}"
+            f" (rounds {', '.join(f'{r:.2f}' for r in down_ratios)})"
+        )
+
+
+if __name__ == "__main__":
+    main()
