@@ -44,10 +44,14 @@ CODES: dict[str, ErrorCode] = {
     "run_failed": ErrorCode(500, "the ETL run failed; its `run_id` and error are in `/etl/runs`"),
     "internal_error": ErrorCode(500, "a bug in Sluice: the log holds the traceback"),
     "database_unavailable": ErrorCode(
-        503, "PostgreSQL is unreachable or the write failed; nothing of the request is stored; retry (`Retry-After`)"
+        503,
+        "PostgreSQL is unreachable or the write failed (and for events, the spool cannot take them);"
+        " nothing of the request is stored; retry (`Retry-After`)",
     ),
     "overloaded": ErrorCode(
-        503, "the worker holds as many requests as it may (256, or 4 MiB of bodies); the body was not read; retry"
+        503,
+        "the worker holds as many requests as it may (256, or 4 MiB of bodies); the body was not read;"
+        " retry (`Retry-After`)",
     ),
     "migrations_pending": ErrorCode(503, "the database's schema is missing or behind: run `sluice migrate`"),
     "upstream_unavailable": ErrorCode(503, "nginx: Sluice itself is not answering"),

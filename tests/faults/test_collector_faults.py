@@ -59,7 +59,7 @@ def test_postgresql_stopped_for_ten_seconds_under_load_loses_nothing(tmp_path: P
     assert log.count("\n") < 100  # a fault once, then a summary every few seconds: not a line per request
 
 
-def test_the_collector_killed_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
+def test_the_collector_killed_or_stopped_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
     data_dir, port, log = tmp_path / "data", free_port(), tmp_path / "collector.log"
     with private_postgres() as postgres:
         collector = Collector(postgres.url, data_dir, port, log)
@@ -72,6 +72,10 @@ def test_the_collector_killed_under_load_loses_nothing_acknowledged(tmp_path: Pa
             time.sleep(3)
             collector.kill()  # PostgreSQL down: what was acknowledged is only in the spool
             spooled = spool_files.contents(data_dir)
+            collector = Collector(postgres.url, data_dir, port, log)
+            time.sleep(2)
+            terminated = collector.stop()  # SIGTERM, PostgreSQL still down: the queue goes to the spool
+            left = spool_files.contents(data_dir)
             postgres.start()
             collector = Collector(postgres.url, data_dir, port, log)
             time.sleep(2)
@@ -82,9 +86,13 @@ def test_the_collector_killed_under_load_loses_nothing_acknowledged(tmp_path: Pa
             assert collector.stop() in (0, -15)
     missing = tally.acknowledged - stored
     print(
-        f"\nkill -9 twice under 16 clients: {tally.requests} requests, {tally.statuses},"
-        f" {len(tally.acknowledged)} events acknowledged, {spooled.events} left in a dead process's spool,"
+        f"\nkill -9 twice, then SIGTERM, under 16 clients: {tally.requests} requests, {tally.statuses},"
+        f" {len(tally.acknowledged)} events acknowledged, {spooled.events} left in a killed process's spool,"
+        f" {left.events} in two files after SIGTERM,"
         f" {len(missing)} missing; replayed {emptied_s:.1f} s after the last restart"
     )
     assert spooled.events > 0  # the second kill did leave events that only the spool held
+    assert terminated in (0, -15)
+    assert left.files == 2  # the killed process's, and the one SIGTERM stopped, each left for the next
+    assert left.events > spooled.events
     assert missing == set()
