@@ -1,8 +1,11 @@
 """What the spool costs: this tree's collector against another tree's, interleaved, and with PostgreSQL down.
 
-    .venv/bin/python bench/spool_cost.py --before /work/main [--rounds 3] [--duration 10]
+    git worktree add --detach /tmp/before main    # the code before the spool
+    .venv/bin/python bench/spool_cost.py --before /tmp/before [--rounds 3] [--duration 10]
 
-`--before` is a checkout with its own `.venv` (e.g. main, before the spool). Each round runs, one
+`--before` is a checkout of the one-package layout; its code runs with this tree's `.venv`, from a
+folder of symlinks that maps it as pyproject.toml's package-dir does (first on PYTHONPATH, so it
+wins over this tree's editable install). Each round runs, one
 after another on 127.0.0.1:8899 against bench/ingest.py's scratch database: the before tree, this
 tree, then this tree with DATABASE_URL pointing at a closed port (every batch spooled), each
 driven by wrk with single events (64 connections) and then batches of 100 (8 connections), as
@@ -33,8 +36,20 @@ from ingest import EVENT, HTTP_PORT, LUA, USER_AGENT, background_cpu, drive, ens
 CLOSED = "host=127.0.0.1 port=1 user=postgres dbname=nothing"
 
 
+def importable(checkout: Path) -> Path:
+    """A folder whose `sluice` package is `checkout`'s code, mapped as pyproject.toml's package-dir maps it."""
+    root = Path(tempfile.mkdtemp(prefix="sluice-before-"))
+    package = root / "sluice"
+    package.mkdir()
+    for path in (checkout / "sluice").iterdir():
+        (package / path.name).symlink_to(path)
+    for part in ("collector", "etl", "sql"):
+        (package / part).symlink_to(checkout / part)
+    return root
+
+
 class Server:
-    def __init__(self, tree: Path, url: str, data_dir: Path) -> None:
+    def __init__(self, code: Path | None, url: str, data_dir: Path) -> None:
         env = {
             **os.environ,
             "DATABASE_URL": url,
@@ -42,10 +57,11 @@ class Server:
             "SLUICE_DATA_DIR": str(data_dir),
             "SLUICE_DB_TIMEOUT": "1",
         }
-        python = tree / ".venv" / "bin" / "python"
-        command = [str(python), "-m", "uvicorn", "sluice.app:create_app", "--factory", "--port", str(HTTP_PORT)]
+        if code is not None:
+            env["PYTHONPATH"] = str(code)
+        command = [sys.executable, "-m", "uvicorn", "sluice.app:create_app", "--factory", "--port", str(HTTP_PORT)]
         command += ["--no-access-log", "--no-server-header", "--no-proxy-headers", "--log-level", "warning"]
-        self.process = subprocess.Popen(command, env=env, cwd=tree, start_new_session=True)
+        self.process = subprocess.Popen(command, env=env, cwd=data_dir, start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -68,7 +84,7 @@ class Server:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--before", type=Path, required=True, help="a checkout with its own .venv")
+    parser.add_argument("--before", type=Path, required=True, help="a checkout of the code before")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10)
     args = parser.parse_args()
@@ -80,16 +96,21 @@ def main() -> None:
     single.write_text(LUA % {"ua": USER_AGENT, "body": orjson.dumps(EVENT).decode()})
     batch.write_text(LUA % {"ua": USER_AGENT, "body": orjson.dumps({"events": [EVENT] * 100}).decode()})
     shapes = {"single": (single, 64, 1), "batch-100": (batch, 8, 100)}
-    variants = {"before": (args.before.resolve(), url), "spool": (REPO, url), "spool, PG down": (REPO, CLOSED)}
+    before = importable(args.before.resolve())
+    variants: dict[str, tuple[Path | None, str]] = {
+        "before": (before, url),
+        "spool": (None, url),
+        "spool, PG down": (None, CLOSED),
+    }
     results: dict[tuple[str, str], list[float]] = {}
     print(f"{os.cpu_count()} CPUs; {args.duration} s per run; wrk on the same machine\n", flush=True)
     for _ in range(args.rounds):
         for shape, (script, connections, per_request) in shapes.items():
-            for name, (tree, target) in variants.items():
+            for name, (code, target) in variants.items():
                 truncate(url)
                 busy = background_cpu()
                 with tempfile.TemporaryDirectory(prefix="sluice-bench-data-") as data_dir:
-                    server = Server(tree, target, Path(data_dir))
+                    server = Server(code, target, Path(data_dir))
                     try:
                         rps, p50, p99, errors = drive(wrk, script, connections, args.duration)
                     finally:

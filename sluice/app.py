@@ -33,7 +33,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         async with AsyncExitStack() as stack:
             pool = await stack.enter_async_context(async_pool(settings))
             try:
-                await pool.wait(timeout=settings.db_timeout_s)
+                # One connection, rather than pool.wait(): a pool whose wait() times out closes for
+                # good, and /health, /events/* and the salts would then fail after PostgreSQL is back.
+                async with pool.connection(timeout=settings.db_timeout_s):
+                    pass
             except PoolTimeout:
                 # Serve anyway: /health reports 503 and /collect answers 503 until PostgreSQL is back.
                 logging.getLogger("sluice").warning("PostgreSQL is unreachable at start-up; serving anyway")

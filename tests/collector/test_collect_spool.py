@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -262,3 +263,26 @@ def test_a_client_gone_mid_body_is_one_log_line(caplog: pytest.LogCaptureFixture
     assert [(r.getMessage(), r.exc_info) for r in caplog.records] == [
         ("collector: a client (203.0.113.7) disconnected before its body had arrived", None)
     ]
+
+
+def test_a_collector_started_during_an_outage_uses_postgresql_once_it_is_back(
+    settings: Settings, db: psycopg.Connection
+) -> None:
+    from collector_testing import collector_client, event, post
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(settings.database_url)
+    allow = f"alter database {params['dbname']} with allow_connections %s"  # the test's own database
+    with psycopg.connect(make_conninfo(settings.database_url, dbname="postgres"), autocommit=True) as admin:
+        admin.execute(allow % "false")  # as if PostgreSQL were away while the collector starts
+        with collector_client(replace(settings, db_timeout_s=1)) as client:
+            admin.execute(allow % "true")
+            assert post(client, event()).status_code == 202  # spooled: the writer found PostgreSQL away
+            health = {}
+            for _ in range(600):
+                health = client.get("/health").json()
+                if health["status"] == "ok":
+                    break
+                time.sleep(0.05)
+            assert health["status"] == "ok"
+    assert db.execute("select count(*) from events").fetchone() == (1,)
