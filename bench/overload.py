@@ -78,7 +78,7 @@ def workers_of(parent: int) -> list[int]:
                 continue
             if int(fields[1]) == parent:
                 children.append(int(entry.name))
-    workers = [pid for pid in children if b"multiprocessing" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    workers = [pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     return workers or [parent]
 
 
@@ -157,7 +157,7 @@ def missing(url: str, acknowledged: list[int], events: int) -> int:
         row = conn.execute(
             """
             with stored as (
-                select ('x' || substr(replace(event_id::text, '-', ''), 17, 12))::bit(48)::bigint >> 16 as request
+                select ('x' || substr(replace(event_id::text, '-', ''), 17, 12))::bit(48)::bigint as request
                 from sluice.events
                 where substr(replace(event_id::text, '-', ''), 1, 16) = %s
             )

@@ -458,3 +458,14 @@ def test_past_the_requests_in_flight_a_post_is_refused_before_its_body_is_read(
     monkeypatch.setattr(routes._IN_FLIGHT, "count", 0)
     assert post(client, event()).status_code == 202
     assert db.execute("select count(*) from events").fetchone() == (1,)
+
+
+def test_past_the_bytes_in_flight_a_post_is_refused(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sluice.collector import routes
+
+    monkeypatch.setattr(routes._IN_FLIGHT, "count", 1)
+    monkeypatch.setattr(routes._IN_FLIGHT, "bytes", routes.MAX_IN_FLIGHT_BYTES - 10)
+    assert post(client, event()).status_code == 503
+    monkeypatch.setattr(routes._IN_FLIGHT, "count", 0)  # alone, any request is admitted
+    monkeypatch.setattr(routes._IN_FLIGHT, "bytes", 0)
+    assert post(client, event()).status_code == 202
