@@ -5,8 +5,8 @@ event answered 2xx must be stored.
 
 Against bench/ingest.py's scratch database, with the collector served as `sluice serve` serves it
 (uvicorn, `--workers`). First the capacity: the same client, closed-loop (each of 16 connections
-sends its next request when the last is answered) for 10 s. Then open-loop at twice that request
-rate for `--duration` s: requests leave on schedule whether or not the earlier ones have been
+sends its next request when the last is answered) for 10 s. Then open-loop at `--factor` times
+that request rate for `--duration` s: requests leave on schedule whether or not the earlier ones have been
 answered, each on a connection of its own (at most 8,000 open; a request that would exceed it
 counts as not sent). Meanwhile each worker's RSS is sampled every second. Afterwards it waits
 for the spool to empty and checks, in SQL, that every event of every 2xx request is in `events`:
@@ -173,6 +173,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--duration", type=int, default=60)
     parser.add_argument("--events", type=int, default=50, help="events per request (default 50)")
+    parser.add_argument("--factor", type=float, default=2.0, help="open-loop rate / closed-loop capacity (default 2)")
     args = parser.parse_args()
 
     url = scratch_database()
@@ -194,7 +195,7 @@ def main() -> None:
             capacity = asyncio.run(closed_loop(10, args.events))
             print(f"{os.cpu_count()} CPUs; capacity, closed loop: {capacity:.0f} requests/s of {args.events} events")
             print(f"workers {pids}: RSS after warm-up {[round(rss_mb(p)) for p in pids]} MB", flush=True)
-            rate = 2 * capacity
+            rate = args.factor * capacity
             statuses, acknowledged, peak, not_sent = asyncio.run(open_loop(rate, args.duration, args.events, pids))
             for _ in range(600):  # the spool drains into the database once the flood is over
                 spooled = sum(f.stat().st_size for f in (Path(data_dir) / "spool").glob("*.spool"))
@@ -209,6 +210,10 @@ def main() -> None:
     print(
         f"open loop at {rate:.0f} requests/s for {args.duration} s: {sent} sent, {not_sent} not sent (client cap);"
         f" answers {dict(sorted(statuses.items()))}; 2xx {ok} ({ok / max(1, sent):.0%})"
+    )
+    print(
+        f"answered 2xx: {ok / args.duration:.0f} requests/s,"
+        f" {ok / args.duration / capacity:.2f}x the closed-loop capacity"
     )
     print(f"peak RSS per worker: {[round(peak[p]) for p in pids]} MB; events of 2xx requests missing: {lost}")
 
