@@ -35,7 +35,10 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+import ingest  # noqa: E402
 from ingest import EVENT, HTTP_PORT, scratch_database, truncate  # noqa: E402
+
+ingest.DBNAME = "sluice_bench_overload"  # a scratch database of its own: ingest.py's is dropped by each of its runs
 
 MAX_OPEN = 8000
 RUN = uuid.uuid4().int >> 64  # the ids' first 64 bits: this run
