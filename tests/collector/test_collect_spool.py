@@ -16,8 +16,9 @@ import psycopg
 import pytest
 
 from sluice import spool_files
+from sluice.collector.cors import AllowedOrigins
 from sluice.collector.fault_log import FaultLog
-from sluice.collector.routes import collect_post
+from sluice.collector.routes import CollectPost
 from sluice.collector.spool import Spool, SpoolFull
 from sluice.collector.writer import GroupCommitWriter, Row, Sender, WriteFailed, copy_rows
 from sluice.etl.status import status
@@ -258,7 +259,7 @@ def test_a_client_gone_mid_body_is_one_log_line(caplog: pytest.LogCaptureFixture
 
     scope = {"type": "http", "headers": [(b"content-type", b"application/json")], "client": ("203.0.113.7", 1)}
     with caplog.at_level(logging.INFO, "sluice.collector"):
-        asyncio.run(collect_post(scope, receive, send))  # type: ignore[arg-type]
+        asyncio.run(CollectPost(AllowedOrigins(("*",)))(scope, receive, send))  # type: ignore[arg-type]
     assert sent == []
     assert [(r.getMessage(), r.exc_info) for r in caplog.records] == [
         ("collector: a client (203.0.113.7) disconnected before its body had arrived", None)
