@@ -245,8 +245,6 @@ async def health(request: Request) -> Response:
     collector = _collector(request.scope)
     writer = collector.writer
     spool = writer.spool
-    if spool is not None and not writer.online:  # the writer's last write failed: no need to wait for a probe
-        return JSONResponse({"status": "degraded", "database": "unreachable", "spool": _spool_state(writer)})
     try:
         async with collector.pool.connection(timeout=collector.settings.db_timeout_s) as conn:
             applied, latest_applied = await _applied_migrations(conn, collector.settings.schema, collector.migrations)
