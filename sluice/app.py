@@ -1,4 +1,4 @@
-"""The serving process: the collector's routes and the ETL's control routes side by side.
+"""The serving process: the collector's routes, the ETL's control routes and the reports side by side.
 
 The two never call each other; they meet only in the database schema. This module only composes
 them, opening the shared resources (the connection pool) in the lifespan.
@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from sluice.collector import app as collector
 from sluice.db import async_pool
 from sluice.etl import api as etl
+from sluice.reports import api as reports
 from sluice.settings import Settings
 
 
@@ -44,5 +45,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
             gc.freeze()
             yield state
 
-    routes = [*collector.routes(settings), *etl.routes(settings)]
+    routes = [*collector.routes(settings), *etl.routes(settings), *reports.routes(settings)]
     return Starlette(routes=routes, middleware=collector.middleware(settings), lifespan=lifespan)

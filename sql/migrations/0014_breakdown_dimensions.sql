@@ -1,0 +1,9 @@
+-- daily_breakdown answers every session dimension the reports break down by: entry and exit page,
+-- UTM medium and campaign join the dimensions of migration 0006 (sql/etl/dimensions.j2 lists them
+-- for the ETL). Rows for days processed before this migration appear after `sluice etl rebuild`.
+
+alter table daily_breakdown drop constraint daily_breakdown_dimension_check;
+alter table daily_breakdown add constraint daily_breakdown_dimension_check check (dimension in (
+    'path', 'entry_path', 'exit_path', 'referrer_domain', 'channel', 'country', 'device_type', 'browser', 'os',
+    'utm_source', 'utm_medium', 'utm_campaign'
+));
