@@ -23,7 +23,7 @@ from sluice.settings import Settings
 
 Role = Literal["read", "admin"]
 SESSION_COOKIE = "sluice_session"
-SESSION_TTL_S = 7 * 24 * 3600
+SESSION_MAX_AGE_S = 7 * 24 * 3600  # the cookie's lifetime: its signed expiry, and Max-Age
 _ROLES: tuple[Role, ...] = ("read", "admin")
 
 
@@ -41,7 +41,7 @@ def _signature(settings: Settings, payload: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def sign_session(settings: Settings, role: Role, *, now: float | None = None, ttl_s: int = SESSION_TTL_S) -> str:
+def sign_session(settings: Settings, role: Role, *, now: float | None = None, ttl_s: int = SESSION_MAX_AGE_S) -> str:
     """The cookie value for a session of `role`, valid for `ttl_s` seconds from `now`."""
     if not _token_of(settings, role):
         raise ValueError(f"no token is configured for role {role!r}: nobody can hold such a session")

@@ -10,6 +10,7 @@ import csv
 import io
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, cast
@@ -63,10 +64,15 @@ def answer_errors(handler: Callable[[Request], Awaitable[Response]]) -> Handler:
     return answer
 
 
+def connection(request: Request, settings: Settings) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
+    """A connection of the serving process's pool (autocommit, search_path set) for one request."""
+    pool: AsyncConnectionPool = request.state.pool
+    return pool.connection(timeout=settings.db_timeout_s)
+
+
 def _report(settings: Settings, report: Report) -> Handler:
     async def handler(request: Request) -> Response:
-        pool: AsyncConnectionPool = request.state.pool
-        async with pool.connection(timeout=settings.db_timeout_s) as conn:
+        async with connection(request, settings) as conn:
             return await report(request, conn, settings)
 
     return readers_only(settings, answer_errors(wraps(report)(handler)))
@@ -155,7 +161,7 @@ async def summary(request: Request, conn: AsyncConnection[Any], settings: Settin
 async def timeseries(request: Request, conn: AsyncConnection[Any], settings: Settings) -> Response:
     params = request.query_params
     as_csv = wants_csv(request)
-    interval = cast(queries.Interval, choice(params, "interval", "day", queries.INTERVALS))
+    interval = cast(periods.Interval | None, choice(params, "interval", None, periods.INTERVALS))
     metrics = tuple(m.strip() for m in (params.get("metrics") or ",".join(queries.DEFAULT_METRICS)).split(","))
     unknown = [m for m in metrics if m not in queries.METRICS]
     if unknown or not all(metrics):
@@ -164,6 +170,7 @@ async def timeseries(request: Request, conn: AsyncConnection[Any], settings: Set
         )
     filter_ = filter_param(params)
     site, period = await site_period(request, conn)
+    interval = interval or period.default_interval()
     if interval == "hour" and (period.end - period.start).days > queries.MAX_HOURLY_DAYS:
         raise BadParameter(
             422, "interval", f"interval=hour covers at most {queries.MAX_HOURLY_DAYS} days; use day, week or month"

@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 
-NAMES = ("today", "yesterday", "24h", "7d", "30d", "month", "last-month", "12mo", "all")
+NAMES = ("today", "yesterday", "24h", "7d", "30d", "month", "last-month", "12mo", "all")  # in display order
 DEFAULT = "30d"
 MAX_DAYS = 3660  # ten years: far beyond any retention, and a bound on the points of a time series
+
+
+Interval = Literal["hour", "day", "week", "month"]
+INTERVALS: tuple[Interval, ...] = ("hour", "day", "week", "month")
 
 
 class BadParameter(Exception):
@@ -48,6 +52,14 @@ class Period:
     def last_day(self) -> date:
         """The last UTC day the period touches (inclusive)."""
         return (self.end - timedelta(microseconds=1)).date()
+
+    def default_interval(self) -> Interval:
+        """The time series' points when none are asked for: hours up to two days, days up to about
+        three months, else months."""
+        length = self.end - self.start
+        if length <= timedelta(days=2):
+            return "hour"
+        return "day" if length <= timedelta(days=92) else "month"
 
     def previous(self) -> Period:
         length = self.end - self.start

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from sluice.db import SKETCHES_AVAILABLE
-from sluice.reports.periods import Period
+from sluice.reports.periods import Interval, Period
 
 # Session dimensions: a session's value, from its first event (exit_path: its last).
 SESSION_DIMENSIONS = (
@@ -46,8 +46,6 @@ DIMENSIONS = ("path", *SESSION_DIMENSIONS, *CLICK_DIMENSIONS)
 FILTER_DIMENSIONS = SESSION_DIMENSIONS
 NONE_VALUE = "(none)"  # a session without a value for the dimension, as in daily_breakdown
 
-Interval = Literal["hour", "day", "week", "month"]
-INTERVALS: tuple[Interval, ...] = ("hour", "day", "week", "month")
 MAX_HOURLY_DAYS = 31
 METRICS = ("pageviews", "visitors", "sessions", "events", "bounce_rate", "avg_session_duration_s")
 DEFAULT_METRICS = ("pageviews", "visitors", "sessions")
@@ -222,12 +220,13 @@ async def timeseries(
     conn: AsyncConnection[Any],
     site: str,
     period: Period,
-    interval: Interval = "day",
+    interval: Interval | None = None,
     metrics: tuple[str, ...] = DEFAULT_METRICS,
     filter_: Filter | None = None,
 ) -> Row:
     """One point per interval of the period, with the metrics asked for; zeros where there is no data
-    (rates: null). Visitors are distinct within each point."""
+    (rates: null). Visitors are distinct within each point. Interval: the period's default."""
+    interval = interval or period.default_interval()
     params = _params(site, period, filter_, unit=interval)
     if interval != "hour" and await _from_daily_tables(conn, period, filter_):
         visitors = "sum(visitors)" if interval == "day" else _SKETCHED_VISITORS

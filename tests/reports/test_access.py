@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 from starlette.requests import Request
 
-from sluice.reports.access import SESSION_COOKIE, SESSION_TTL_S, reader_of, sign_session, verify_session
+from sluice.reports.access import SESSION_COOKIE, SESSION_MAX_AGE_S, reader_of, sign_session, verify_session
 from sluice.settings import ConfigError, Settings
 
 SETTINGS = replace(Settings(), admin_token="adm1n", read_token="r3ad")
@@ -38,8 +38,8 @@ def test_a_signed_cookie_names_its_role_until_it_expires() -> None:
     for role in ("read", "admin"):
         value = sign_session(SETTINGS, role, now=NOW)
         assert verify_session(SETTINGS, value, now=NOW) == role
-        assert verify_session(SETTINGS, value, now=NOW + SESSION_TTL_S - 1) == role
-        assert verify_session(SETTINGS, value, now=NOW + SESSION_TTL_S) is None
+        assert verify_session(SETTINGS, value, now=NOW + SESSION_MAX_AGE_S - 1) == role
+        assert verify_session(SETTINGS, value, now=NOW + SESSION_MAX_AGE_S) is None
 
 
 def test_reader_of_the_session_cookie() -> None:
