@@ -86,6 +86,7 @@ JOBS: tuple[Job, ...] = (
     scratch("sessions_this_run"),  # the sessions this run writes, and the stored ones they replace
     scratch("visitor_days_this_run"),  # the visitor-days those touch, their sessions before and after
     table("sessions", bulk=True),
+    table("hourly_event_counts", keep=daily("hour")),  # before stg_events, whose old rows it compares with
     table("stg_events", bulk=True, keep=raw("received_at")),
     scratch("clicks_this_run"),  # the clicks this run writes, and the stored ones they replace
     table("clicks", bulk=True),
