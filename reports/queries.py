@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
@@ -66,17 +67,17 @@ class Filter:
         return {"dimension": self.dimension, "value": self.value}
 
 
-_sketch_support: dict[tuple[str, int | None, str], bool] = {}
+# per connection: a pooled connection asks once in its life
+_sketch_support: WeakKeyDictionary[AsyncConnection[Any], bool] = WeakKeyDictionary()
 
 
 async def uses_sketches(conn: AsyncConnection[Any]) -> bool:
-    """Whether this database keeps visitor sketches (asked once per database and process)."""
-    key = (conn.info.host, conn.info.port, conn.info.dbname)
-    if key not in _sketch_support:
+    """Whether this database keeps visitor sketches (postgresql-hll, migration 0013)."""
+    if conn not in _sketch_support:
         cursor = await conn.execute(SKETCHES_AVAILABLE)
         row = await cursor.fetchone()
-        _sketch_support[key] = bool(row and row[0])
-    return _sketch_support[key]
+        _sketch_support[conn] = bool(row and row[0])
+    return _sketch_support[conn]
 
 
 async def _all(conn: AsyncConnection[Any], query: sql.Composed | sql.SQL | str, params: dict[str, Any]) -> list[Row]:
@@ -415,11 +416,18 @@ async def _click_rows(
 
         total as (
             select count(*) as clicks, count(distinct visitor_key) as visitors from period_clicks
+        ),
+
+        page as (
+            select * from by_value
+            {{ordering}}
         )
 
-        select b.value, b.clicks, b.visitors, t.{{order}} as total
-        from by_value as b cross join total as t
-        {{ordering}}
+        -- (one row even when the page is empty: it carries the total)
+        select p.value, p.clicks, p.visitors, t.{{order}} as total
+        from total as t
+        left join page as p on true
+        order by p.{{order}} desc, p.value
         """
     ).format(
         column=sql.Identifier(dimension),
@@ -429,18 +437,7 @@ async def _click_rows(
         ordering=sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order)),
     )
     rows = await _all(conn, query, params)
-    if rows:
-        return rows, int(rows[0]["total"])
-    empty = await _one(
-        conn,
-        sql.SQL(
-            "select {} as total from (select count(*) as clicks, count(distinct visitor_key) as visitors"
-            " from clicks where site_id = %(site)s and occurred_at >= %(start)s and occurred_at < %(end)s"
-            " and not is_bot) as t"
-        ).format(sql.Identifier(order)),
-        params,
-    )
-    return [], int(empty["total"])
+    return [r for r in rows if r["value"] is not None], int(rows[0]["total"])
 
 
 async def realtime(

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from sluice.collector import app as collector
 from sluice.db import async_pool
 from sluice.etl import api as etl
-from sluice.reports import api as reports
+from sluice.reports import routes as reports
 from sluice.settings import Settings
 
 

@@ -8,27 +8,20 @@ Site `shop`, read at NOW = 2026-03-10 12:30 UTC (so `7d` is 2026-03-04..10 and t
 | v1      | 03-08 10:00, 10:05  | pageview /a (from google.com), pageview /b                 | 2 pageviews, 300 s |
 | v1      | 03-09 09:00         | pageview /a                                                | bounce             |
 | v1      | 03-10 11:00         | pageview /a                                                | bounce             |
-| v2      | 03-10 11:30..11:32  | pageview /b (utm news/email/spring, iPhone, DE), click to  | 3 events, 120 s    |
-|         |                     | out.org, redirect with shortCode `spring`                  |                    |
+| v2      | 03-10 11:30..11:32  | pageview /b (utm news/email/spring, iPhone, DE), click to  | 6 events, 120 s    |
+|         |                     | out.org, redirect with shortCode `spring`, three custom    |                    |
+|         |                     | events (durationMs 120, 80.5, none)                        |                    |
 | v3      | 03-02 08:00         | pageview /a                                                | bounce (before 7d) |
 | bot     | 03-10 10:00         | pageview /a (Googlebot)                                    | left out           |
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
-import psycopg
-import pytest
-from eventlog import GOOGLEBOT, IPHONE, at, event, insert
-from starlette.testclient import TestClient
+from eventlog import GOOGLEBOT, IPHONE, at, event
 
-from sluice.app import create_app
-from sluice.etl import pipeline
-from sluice.reports import api
 from sluice.settings import Settings
 
 NOW = at("2026-03-10 12:30")
@@ -71,6 +64,19 @@ def shop_events() -> list[dict[str, Any]]:
             url=f"{page}/b",
             shortCode="spring",
         ),
+        *(
+            event(
+                "custom",
+                at_=f"2026-03-10 11:31:{second}",
+                site="shop",
+                visitor="v2",
+                country="DE",
+                user_agent=IPHONE,
+                url=f"{page}/b",
+                **duration,
+            )
+            for second, duration in (("10", {"durationMs": 120}), ("20", {"durationMs": 80.5}), ("30", {}))
+        ),
         event(at_="2026-03-02 08:00", site="shop", visitor="v3", url=f"{page}/a"),
         event(at_="2026-03-10 10:00", site="shop", visitor="bot", user_agent=GOOGLEBOT, url=f"{page}/a"),
     ]
@@ -78,18 +84,3 @@ def shop_events() -> list[dict[str, Any]]:
 
 def reports_settings(settings: Settings) -> Settings:
     return replace(settings, read_token="read-t0ken", admin_token="admin-t0ken")
-
-
-@pytest.fixture
-def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
-    monkeypatch.setattr(api, "now", lambda: NOW)
-    return NOW
-
-
-@pytest.fixture
-def shop(db: psycopg.Connection, settings: Settings, fixed_clock: datetime) -> Iterator[TestClient]:
-    """A client of the app over the shop's events, processed by the ETL."""
-    insert(db, shop_events())
-    pipeline.run(settings)
-    with TestClient(create_app(reports_settings(settings))) as client:
-        yield client
