@@ -8,13 +8,14 @@ from datetime import datetime
 import psycopg
 import pytest
 from eventlog import insert
-from reports_testing import NOW, reports_settings, shop_events
 from starlette.testclient import TestClient
 
 from sluice.app import create_app
 from sluice.etl import pipeline
 from sluice.reports import api
 from sluice.settings import Settings
+
+from .reports_testing import NOW, reports_settings, shop_events
 
 
 @pytest.fixture

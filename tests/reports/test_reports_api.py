@@ -10,12 +10,13 @@ from typing import Any
 import psycopg
 import pytest
 from eventlog import GOOGLEBOT, event, insert
-from reports_testing import ADMIN, READ, reports_settings
 from starlette.testclient import TestClient
 
 from sluice.app import create_app
 from sluice.reports.access import SESSION_COOKIE, sign_session
 from sluice.settings import Settings
+
+from .reports_testing import ADMIN, READ, reports_settings
 
 API = "/api/v1/sites/shop"
 

@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 from eventlog import IPHONE, event, insert
-from reports_testing import ADMIN, READ
 from starlette.testclient import TestClient
 
 from sluice.etl import pipeline
 from sluice.settings import Settings
+
+from .reports_testing import ADMIN, READ
 
 DAYS_OF_MARCH = [f"2026-03-{d:02}" for d in range(4, 11)]
 
