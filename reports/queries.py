@@ -343,17 +343,45 @@ async def _value_rows(
 ) -> list[Row]:
     params = _params(site, period, filter_, dimension=dimension, limit=limit, offset=offset)
     ordering = sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order))
-    if await _from_daily_tables(conn, period, filter_):
+    in_range = "site_id = %(site)s and dimension = %(dimension)s and day >= %(first)s and day <= %(last)s"
+    if await _from_daily_tables(conn, period, filter_) and order == "visitors":
+        # every value's sketches are unioned to rank by visitors
         query: sql.Composed | sql.SQL = sql.SQL(
             f"""
             select value, sum(pageviews)::bigint as pageviews, ({_SKETCHED_VISITORS})::bigint as visitors,
                    sum(sessions)::bigint as sessions
             from daily_breakdown
-            where site_id = %(site)s and dimension = %(dimension)s and day >= %(first)s and day <= %(last)s
+            where {in_range}
             group by value
             {{ordering}}
             """
         ).format(ordering=ordering)
+    elif await _from_daily_tables(conn, period, filter_):
+        # ranked by the sums first; only the page's values' sketches are unioned (a path has a row per
+        # day, and the sketches are most of a row's bytes)
+        query = sql.SQL(
+            f"""
+            with page as (
+                select value, sum(pageviews)::bigint as pageviews, sum(sessions)::bigint as sessions
+                from daily_breakdown
+                where {in_range}
+                group by value
+                {{ordering}}
+            ),
+
+            page_visitors as (
+                select value, ({_SKETCHED_VISITORS})::bigint as visitors
+                from daily_breakdown
+                where {in_range} and value in (select value from page)
+                group by value
+            )
+
+            select p.value, p.pageviews, v.visitors, p.sessions
+            from page as p
+            inner join page_visitors as v on v.value = p.value
+            order by {{order}} desc, value
+            """
+        ).format(ordering=ordering, order=sql.Identifier(order))
     elif dimension == "path":
         query = sql.SQL(
             f"""
