@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             state["pool"] = pool
             await stack.enter_async_context(collector.lifespan(settings, state))
             await stack.enter_async_context(etl.lifespan(settings, state))
+            await stack.enter_async_context(reports.lifespan(settings, state))
             # What start-up made lives as long as the process: out of the collector's way, so that
             # each full collection does not walk every module and class again (it was ~10% of the
             # CPU per event under load).

@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 from sluice.app import create_app
 from sluice.reports.access import SESSION_COOKIE, sign_session
+from sluice.reports.routes import NO_SKETCHES
 from sluice.settings import Settings
 
 from .reports_testing import ADMIN, READ, reports_settings
@@ -364,3 +365,15 @@ def test_without_any_token_configured_the_reports_are_forbidden(settings: Settin
         "error": "forbidden",
         "message": "reports are disabled: set SLUICE_READ_TOKEN (or SLUICE_ADMIN_TOKEN) to enable them",
     }
+
+
+def test_without_postgresql_hll_start_up_says_how_visitors_are_counted(
+    db: psycopg.Connection, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with TestClient(create_app(reports_settings(settings))):
+        pass
+    assert NO_SKETCHES not in caplog.text
+    db.execute("drop extension hll cascade")
+    with TestClient(create_app(reports_settings(settings))):
+        pass
+    assert NO_SKETCHES in caplog.text
