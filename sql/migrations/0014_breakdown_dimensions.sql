@@ -7,3 +7,8 @@ alter table daily_breakdown add constraint daily_breakdown_dimension_check check
     'path', 'entry_path', 'exit_path', 'referrer_domain', 'channel', 'country', 'device_type', 'browser', 'os',
     'utm_source', 'utm_medium', 'utm_campaign'
 ));
+
+comment on column daily_breakdown.dimension is
+    'path, entry_path, exit_path, referrer_domain, channel, country, device_type, browser, os, utm_source, utm_medium or utm_campaign.';
+comment on column daily_breakdown.value is
+    'The dimension''s value: a page for path, else the session''s (its first event''s; exit_path: its last event''s); (none) when it had none.';
