@@ -123,9 +123,11 @@ _IN_PERIOD = """
       and not s.is_bot
 """
 
-# Visitors of several days from their rows' sketches; a single day's row holds the exact count.
-_SKETCHED_VISITORS = """case when count(*) = 1 then sum(visitors)
-         else round(hll_cardinality(hll_union_agg(visitor_sketch::hll)))::bigint end"""
+# Visitors of several days: the union of the days' sketches (a `sketched` row joined to the sums);
+# over a single day, the row's exact count.
+_DAY_ROWS = "count(*) as day_rows, sum(visitors)::bigint as day_visitors"
+_VISITORS = "(case when s.day_rows = 1 then s.day_visitors else coalesce(k.visitors, 0) end)"
+_UNION = "round(hll_cardinality(hll_union_agg(visitor_sketch::hll)))::bigint"
 
 _RATES = """round(bounces::numeric / nullif(sessions, 0), 4) as bounce_rate,
        round(total_duration_s::numeric / nullif(sessions, 0), 1) as avg_session_duration_s"""
@@ -140,16 +142,22 @@ async def totals(conn: AsyncConnection[Any], site: str, period: Period, filter_:
     if await _from_daily_tables(conn, period, filter_):
         query: sql.Composed | sql.SQL = sql.SQL(
             f"""
-            with days as (
+            with s as (
                 select coalesce(sum(pageviews), 0)::bigint as pageviews,
-                       coalesce({_SKETCHED_VISITORS}, 0)::bigint as visitors,
                        coalesce(sum(sessions), 0)::bigint as sessions, coalesce(sum(bounces), 0)::bigint as bounces,
                        coalesce(sum(total_duration_s), 0)::bigint as total_duration_s,
-                       coalesce(sum(events), 0)::bigint as events
+                       coalesce(sum(events), 0)::bigint as events, {_DAY_ROWS}
                 from daily_metrics
                 where site_id = %(site)s and day >= %(first)s and day <= %(last)s
+            ),
+
+            k as (
+                select {_UNION} as visitors
+                from daily_visitor_sketches
+                where site_id = %(site)s and day >= %(first)s and day <= %(last)s
             )
-            select pageviews, visitors, sessions, {_RATES}, events from days
+
+            select pageviews, {_VISITORS} as visitors, sessions, {_RATES}, events from s cross join k
             """
         )
     else:
@@ -230,19 +238,31 @@ async def timeseries(
     interval = interval or period.default_interval()
     params = _params(site, period, filter_, unit=interval)
     if interval != "hour" and await _from_daily_tables(conn, period, filter_):
-        visitors = "sum(visitors)" if interval == "day" else _SKETCHED_VISITORS
+        start_of = "greatest(date_trunc(%(unit)s, day::timestamp)::date, %(first)s)"
+        in_range = "site_id = %(site)s and day >= %(first)s and day <= %(last)s"
+        # (days: each row's exact count, no sketches read)
+        sketches = "where false" if interval == "day" else f"where {in_range}"
         query: sql.Composed | sql.SQL = sql.SQL(
             f"""
-            with points as (
-                select greatest(date_trunc(%(unit)s, day::timestamp)::date, %(first)s) as start,
-                       sum(pageviews)::bigint as pageviews, ({visitors})::bigint as visitors,
-                       sum(sessions)::bigint as sessions, sum(bounces)::bigint as bounces,
-                       sum(total_duration_s)::bigint as total_duration_s, sum(events)::bigint as events
+            with s as (
+                select {start_of} as start,
+                       sum(pageviews)::bigint as pageviews, sum(sessions)::bigint as sessions,
+                       sum(bounces)::bigint as bounces, sum(total_duration_s)::bigint as total_duration_s,
+                       sum(events)::bigint as events, {_DAY_ROWS}
                 from daily_metrics
-                where site_id = %(site)s and day >= %(first)s and day <= %(last)s
+                where {in_range}
+                group by 1
+            ),
+
+            k as (
+                select {start_of} as start, {_UNION} as visitors
+                from daily_visitor_sketches
+                {sketches}
                 group by 1
             )
-            select start, pageviews, visitors, sessions, {_RATES}, events from points
+
+            select s.start, pageviews, {_VISITORS} as visitors, sessions, {_RATES}, events
+            from s left join k on k.start = s.start
             """
         )
     else:
@@ -344,44 +364,42 @@ async def _value_rows(
     params = _params(site, period, filter_, dimension=dimension, limit=limit, offset=offset)
     ordering = sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order))
     in_range = "site_id = %(site)s and dimension = %(dimension)s and day >= %(first)s and day <= %(last)s"
-    if await _from_daily_tables(conn, period, filter_) and order == "visitors":
-        # every value's sketches are unioned to rank by visitors
+    if await _from_daily_tables(conn, period, filter_):
+        # Ranked by visitors, every value's sketches are unioned; else the values are ranked by their
+        # sums first and only the page's values' sketches are read.
+        page = "" if order == "visitors" else "{ordering}"
+        sketched = "" if order == "visitors" else "and value in (select value from s)"
         query: sql.Composed | sql.SQL = sql.SQL(
             f"""
-            select value, sum(pageviews)::bigint as pageviews, ({_SKETCHED_VISITORS})::bigint as visitors,
-                   sum(sessions)::bigint as sessions
-            from daily_breakdown
-            where {in_range}
-            group by value
-            {{ordering}}
-            """
-        ).format(ordering=ordering)
-    elif await _from_daily_tables(conn, period, filter_):
-        # ranked by the sums first; only the page's values' sketches are unioned (a path has a row per
-        # day, and the sketches are most of a row's bytes)
-        query = sql.SQL(
-            f"""
-            with page as (
-                select value, sum(pageviews)::bigint as pageviews, sum(sessions)::bigint as sessions
+            with s as (
+                select value, sum(pageviews)::bigint as pageviews, sum(sessions)::bigint as sessions, {_DAY_ROWS}
                 from daily_breakdown
                 where {in_range}
                 group by value
-                {{ordering}}
+                {page}
             ),
 
-            page_visitors as (
-                select value, ({_SKETCHED_VISITORS})::bigint as visitors
-                from daily_breakdown
-                where {in_range} and value in (select value from page)
+            k as (
+                select value, {_UNION} as visitors
+                from daily_breakdown_sketches
+                where {in_range} {sketched}
                 group by value
+            ),
+
+            final as (
+                select s.value, pageviews, {_VISITORS} as visitors, sessions
+                from s left join k on k.value = s.value
             )
 
-            select p.value, p.pageviews, v.visitors, p.sessions
-            from page as p
-            inner join page_visitors as v on v.value = p.value
-            order by {{order}} desc, value
+            select * from final
+            {{final_ordering}}
             """
-        ).format(ordering=ordering, order=sql.Identifier(order))
+        ).format(
+            ordering=ordering,
+            final_ordering=ordering
+            if order == "visitors"
+            else sql.SQL("order by {} desc, value").format(sql.Identifier(order)),
+        )
     elif dimension == "path":
         query = sql.SQL(
             f"""
