@@ -233,7 +233,8 @@ def synthetic(conn: psycopg.Connection, events: int, days: int, now: datetime) -
             "create temp table affected_days on commit drop as select distinct site_id, started_on as day from sessions"
         )
         rebuild = Context(rebuild=True, sketches=pipeline.has_sketches(conn))
-        for job in ("daily_metrics", "daily_breakdown", "visitor_sketches", "hourly_click_counts"):
+        jobs = ("daily_metrics", "daily_breakdown", "sketch_sessions", "daily_visitor_sketches")
+        for job in (*jobs, "daily_breakdown_sketches", "hourly_click_counts"):
             run_template(conn, job, rebuild)
     print(f"daily tables built by the ETL's rebuild SQL in {time.perf_counter() - t0:.1f} s", flush=True)
 
@@ -393,7 +394,8 @@ def main() -> int:
         )
         sizes = conn.execute(
             """select relname, pg_size_pretty(pg_total_relation_size(oid)) from pg_class
-               where relname in ('sessions', 'daily_metrics', 'daily_breakdown', 'clicks', 'hourly_click_counts')
+               where relname in ('sessions', 'daily_metrics', 'daily_breakdown', 'clicks', 'hourly_click_counts',
+                                 'daily_visitor_sketches', 'daily_breakdown_sketches')
                order by relname"""
         ).fetchall()
         print("sizes: " + ", ".join(f"{name} {size}" for name, size in sizes))
