@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs (Debian packages) and starts what the test suite needs outside Python: a running
-# PostgreSQL server with the hll extension and psql (`sluice psql`), nginx, Chromium with its driver, Node.js for the
-# tracker's unit tests with npx for its minifier, and iproute2 (`ip netns`) for the end-to-end
-# tests' network namespace.
+# PostgreSQL server with the hll extension (the reports' visitor sketches) and psql (`sluice psql`),
+# nginx, Chromium with its driver, Node.js for the tracker's unit tests with npx for its minifier,
+# and iproute2 (`ip netns`) for the end-to-end tests' network namespace.
 # Idempotent and quiet when everything is already there; never prompts (CI has no stdin).
 set -euo pipefail
 
