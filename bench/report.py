@@ -1,7 +1,7 @@
 """Reports benchmark: the API's latency on a large data set, through a real `sluice serve`.
 
     .venv/bin/python bench/report.py [--source synthetic|etl] [--events 10000000] [--days 90]
-                                     [--requests 40] [--keep] [--url LABEL=PATH ...]
+                                     [--requests 40] [--keep] [--url LABEL=PATH ...] [--only TEXT]
 
 Two ways to make the data set, in a scratch database `sluice_bench_report` on PGHOST:PGPORT
 (default 127.0.0.1:5432), dropped first unless --keep:
@@ -362,6 +362,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--keep", action="store_true", help="reuse the loaded database if present")
     parser.add_argument("--url", action="append", default=[], help="LABEL=PATH, measured too (target 50 ms)")
+    parser.add_argument("--only", default="", help="measure only the URLs whose label contains this")
     args = parser.parse_args()
 
     host, port, user = (
@@ -414,6 +415,7 @@ def main() -> int:
         print("sizes: " + ", ".join(f"{name} {size}" for name, size in sizes))
 
         urls = URLS + [(label, path, UNFILTERED) for label, _, path in (u.partition("=") for u in args.url)]
+        urls = [u for u in urls if args.only in u[0]]
         process = serve(url)
         try:
             print(f"\n{'report':<46} {'p50':>7} {'p95':>7} {'max':>7}  target p95")
