@@ -13,6 +13,7 @@ COPY pyproject.toml README.md ./
 COPY sluice/ sluice/
 COPY collector/ collector/
 COPY etl/ etl/
+COPY reports/ reports/
 COPY sql/ sql/
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
