@@ -3,9 +3,14 @@ inside an element with a known id (`metric-KEY`, the `timeseries` table, `top-DI
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
+
+from sluice.reports import queries, view
+from sluice.reports.periods import Period
 
 
 def number(raw: str) -> int | float | None:
@@ -100,6 +105,36 @@ def shown(html: str) -> dict[str, Any]:
                 [row[0], *values] for row, values in zip(rows, _chunks(section.values, columns), strict=True)
             ]
     return {"summary": summary, "points": points, "lists": lists, "realtime": sections["realtime"].values[0]}
+
+
+def from_api(get: Callable[..., Any], query: dict[str, str]) -> dict[str, Any]:
+    """What the page must show for `query` (`period=` or `from=`/`to=`), from the API's JSON, in the
+    shape `shown` reads the page into. `get(path, **params)` answers `/api/v1/sites/SITE/<path>`."""
+    summary = get("summary", **query)
+    cards = [key for key, _ in view.CARDS]
+    bounds = summary["period"]
+    interval = view.default_interval(
+        Period(bounds["name"], datetime.fromisoformat(bounds["start"]), datetime.fromisoformat(bounds["end"]))
+    )
+    series = get("timeseries", **query, interval=interval, metrics=",".join(view.CHART_METRICS))
+    lists = {}
+    for dimension in queries.DIMENSIONS:
+        found = get(f"breakdown/{dimension}", **query)
+        metrics = [found["order"], "visitors"]
+        lists[dimension] = [[row["value"], *(row[m] for m in metrics)] for row in found["rows"]]
+    return {
+        "summary": {
+            **{key: summary[key] for key in cards},
+            "previous": {key: summary["previous"][key] for key in cards},
+            "change": {key: summary["change"][key] for key in cards},
+        },
+        "points": [
+            {"label": view.point_label(p["start"], interval), **{m: p[m] for m in view.CHART_METRICS}}
+            for p in series["points"]
+        ],
+        "lists": lists,
+        "realtime": get("realtime")["visitors"],
+    }
 
 
 def _chunks(values: list[Any], size: int) -> list[list[Any]]:
