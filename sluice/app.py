@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from sluice.collector import app as collector
 from sluice.db import async_pool
 from sluice.etl import api as etl
+from sluice.reports import dashboard
 from sluice.reports import routes as reports
 from sluice.settings import Settings
 
@@ -46,5 +47,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             gc.freeze()
             yield state
 
-    routes = [*collector.routes(settings), *etl.routes(settings), *reports.routes(settings)]
+    routes = [
+        *collector.routes(settings),
+        *etl.routes(settings),
+        *reports.routes(settings),
+        *dashboard.routes(settings),
+    ]
     return Starlette(routes=routes, middleware=collector.middleware(settings), lifespan=lifespan)
