@@ -68,13 +68,13 @@ def _readers_page(
 
 def routes(settings: Settings) -> list[BaseRoute]:
     async def home(request: Request) -> Response:
-        site = await view.default_site(view.Source(request.state.pool, settings.db_timeout_s))
+        site = await view.default_site(view.Source(lambda: api.connection(request, settings)))
         query = {"site": site, "period": "7d"} if site else {}
         return _see_other("/dashboard" + (f"?{urllib.parse.urlencode(query)}" if query else ""))
 
     async def dashboard(request: Request) -> Response:
         now = api.now()  # the API's clock: the page and the API agree on what `7d` is
-        source = view.Source(request.state.pool, settings.db_timeout_s)
+        source = view.Source(lambda: api.connection(request, settings))
         result = await view.dashboard(source, request.query_params, now, settings.max_future_skew_s)
         if result.redirect is not None:
             return _see_other(result.redirect)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
+from psycopg import AsyncConnection
 
 from sluice.reports import periods, queries
 from sluice.reports.periods import BadParameter, Period
@@ -116,16 +117,6 @@ def point_label(start: str, interval: str) -> str:
 
 
 # -- the page's parts --------------------------------------------------------------------------------
-
-
-def default_interval(period: Period) -> queries.Interval:
-    """Points that make a readable chart: hours up to two days, days up to a quarter, then weeks, then months."""
-    length = period.end - period.start
-    if length <= timedelta(days=2):
-        return "hour"
-    if length <= timedelta(days=92):
-        return "day"
-    return "week" if length <= timedelta(days=366) else "month"
 
 
 def period_query(period: Period) -> dict[str, str]:
@@ -245,13 +236,13 @@ def dashboard_url(query: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class Source:
-    """Where the page's queries run: the app's pool, each query on a connection of its own."""
+    """Where the page's queries run: `connect()` lends a connection of the app's pool (as the API's
+    handlers borrow theirs), so each query of the page can have its own."""
 
-    pool: AsyncConnectionPool
-    timeout_s: float
+    connect: Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]]
 
     async def ask(self, query: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
-        async with self.pool.connection(timeout=self.timeout_s) as conn:
+        async with self.connect() as conn:
             return await query(conn, *args, **kwargs)
 
 
@@ -263,7 +254,7 @@ async def default_site(source: Source) -> str | None:
 async def report(source: Source, site: str, period: Period, now: datetime, max_future_skew_s: int) -> dict[str, Any]:
     """Every part of the page, each from its own query function on its own pooled connection: the
     queries run side by side, so the page takes about as long as its slowest part."""
-    interval = default_interval(period)
+    interval = period.default_interval()  # as /timeseries without interval=
     named = period_query(period)
     dimensions = [entry for entry in LISTS if entry[0] in queries.DIMENSIONS]
     summary, series, live, *lists = await asyncio.gather(

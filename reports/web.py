@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from sluice.collector.client_ip import client_ip
-from sluice.reports.access import SESSION_COOKIE, SESSION_TTL_S
+from sluice.reports.access import SESSION_COOKIE, SESSION_MAX_AGE_S
 from sluice.settings import Settings
 
 TEMPLATES = jinja2.Environment(
@@ -71,7 +71,7 @@ def set_session(response: Response, request: Request, settings: Settings, value:
     response.set_cookie(
         SESSION_COOKIE,
         value,
-        max_age=SESSION_TTL_S,
+        max_age=SESSION_MAX_AGE_S,
         path="/",  # the API's CSV links under /api/v1 read it too
         httponly=True,
         samesite="strict",

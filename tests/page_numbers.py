@@ -113,9 +113,9 @@ def from_api(get: Callable[..., Any], query: dict[str, str]) -> dict[str, Any]:
     summary = get("summary", **query)
     cards = [key for key, _ in view.CARDS]
     bounds = summary["period"]
-    interval = view.default_interval(
-        Period(bounds["name"], datetime.fromisoformat(bounds["start"]), datetime.fromisoformat(bounds["end"]))
-    )
+    interval = Period(
+        bounds["name"], datetime.fromisoformat(bounds["start"]), datetime.fromisoformat(bounds["end"])
+    ).default_interval()
     series = get("timeseries", **query, interval=interval, metrics=",".join(view.CHART_METRICS))
     lists = {}
     for dimension in queries.DIMENSIONS:

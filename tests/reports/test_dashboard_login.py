@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from sluice.app import create_app
-from sluice.reports.access import SESSION_COOKIE, SESSION_TTL_S, sign_session, verify_session
+from sluice.reports.access import SESSION_COOKIE, SESSION_MAX_AGE_S, sign_session, verify_session
 from sluice.settings import Settings
 
 READ, ADMIN = "r3ad-token", "adm1n-token"
@@ -76,7 +76,7 @@ def test_a_right_token_sets_a_signed_strict_httponly_cookie(
     assert cookie["httponly"] is True
     assert cookie["samesite"] == "strict"
     assert cookie["path"] == "/"
-    assert cookie["max-age"] == str(SESSION_TTL_S)
+    assert cookie["max-age"] == str(SESSION_MAX_AGE_S)
     assert cookie["secure"] == ""  # plain http: a Secure cookie would never come back
 
 
@@ -96,7 +96,7 @@ def test_the_cookie_is_secure_when_a_trusted_proxy_says_https(
         response = client.post("/login", content=f"token={READ}", headers={**FORM, **headers})
     assert response.status_code == 303
     cookie = session_cookie(response.headers["set-cookie"])[SESSION_COOKIE]
-    assert cookie["secure"] is (True if secure else "")  # type: ignore[comparison-overlap]
+    assert cookie["secure"] is (True if secure else "")
 
 
 def test_the_cookie_is_secure_when_the_request_itself_is_https(with_tokens: Settings) -> None:
