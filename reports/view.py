@@ -49,7 +49,13 @@ LISTS = (
     ("short_code", "Short codes", "Code"),
     ("event_name", "Custom events", "Event"),
 )
-METRIC_TITLES = {"pageviews": "Pageviews", "visitors": "Visitors", "sessions": "Sessions", "clicks": "Clicks"}
+METRIC_TITLES = {
+    "pageviews": "Pageviews",
+    "visitors": "Visitors",
+    "sessions": "Sessions",
+    "clicks": "Clicks",
+    "events": "Events",
+}
 CARDS = (
     ("visitors", "Visitors"),
     ("pageviews", "Pageviews"),
