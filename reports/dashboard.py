@@ -7,6 +7,7 @@ the page sends the browser to the sign-in form, which trades a token for the ses
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
@@ -75,10 +76,17 @@ def routes(settings: Settings) -> list[BaseRoute]:
     async def dashboard(request: Request) -> Response:
         now = api.now()  # the API's clock: the page and the API agree on what `7d` is
         source = view.Source(lambda: api.connection(request, settings))
+        started = time.perf_counter()
         result = await view.dashboard(source, request.query_params, now, settings.max_future_skew_s)
         if result.redirect is not None:
             return _see_other(result.redirect)
-        return page(result.template, result.status_code, **result.context)
+        asked = time.perf_counter()
+        response = page(result.template, result.status_code, **result.context)
+        # What the page cost this server (browsers' developer tools and bench/report.py read it).
+        response.headers["Server-Timing"] = (
+            f"queries;dur={(asked - started) * 1000:.1f}, render;dur={(time.perf_counter() - asked) * 1000:.1f}"
+        )
+        return response
 
     async def login_form(request: Request) -> Response:
         if not (settings.read_token or settings.admin_token):

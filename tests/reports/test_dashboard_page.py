@@ -48,6 +48,7 @@ def test_the_page_shows_the_known_week(signed_in: TestClient) -> None:
     response = signed_in.get("/dashboard?site=shop&period=7d")
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
+    assert re.fullmatch(r"queries;dur=\d+\.\d, render;dur=\d+\.\d", response.headers["server-timing"])
     numbers = shown(response.text)
     # 7d is 03-04..03-10: v1's three sessions and v2's; before it (02-25..03-03), v3's one bounce.
     assert {key: numbers["summary"][key] for key, _ in view.CARDS} == {
