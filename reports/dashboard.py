@@ -70,7 +70,7 @@ def _readers_page(
 def routes(settings: Settings) -> list[BaseRoute]:
     async def home(request: Request) -> Response:
         site = await view.default_site(view.Source(lambda: api.connection(request, settings)))
-        query = {"site": site, "period": "7d"} if site else {}
+        query = {"site": site, "period": view.DEFAULT_PERIOD} if site else {}
         return _see_other("/dashboard" + (f"?{urllib.parse.urlencode(query)}" if query else ""))
 
     async def dashboard(request: Request) -> Response:

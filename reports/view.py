@@ -66,6 +66,7 @@ CARDS = (
 )
 LOWER_IS_BETTER = {"bounce_rate"}
 LIST_LIMIT = 10
+DEFAULT_PERIOD = "7d"  # what `/` and a URL naming no period show
 CHART_METRICS = ("pageviews", "visitors", "sessions")
 
 
@@ -291,10 +292,14 @@ async def report(source: Source, site: str, period: Period, now: datetime, max_f
 
 
 def _canonical(params: Mapping[str, str], site: str) -> dict[str, str] | None:
-    """The clean query for a request the pickers made, or None when it is clean already: the period
-    picker sends `period` beside the custom range's `from`/`to`; its choice wins ('custom': the range)."""
+    """The clean query for a request, or None when it is clean already. The URL always names the
+    period (none named: the last 7 days); the period picker sends `period` beside the custom range's
+    `from`/`to`, and its choice wins ('custom': the range)."""
     name = params.get("period")
-    if name is None or not ("from" in params or "to" in params):
+    ranged = "from" in params or "to" in params
+    if name is None:
+        return None if ranged else {"site": site, "period": DEFAULT_PERIOD}
+    if not ranged:
         return None
     if name == "custom":
         return {"site": site, "from": params.get("from", ""), "to": params.get("to", "")}
@@ -313,8 +318,10 @@ async def dashboard(source: Source, params: Mapping[str, str], now: datetime, ma
     }
     if not site:
         if all_sites:
-            return Result(redirect=dashboard_url({"site": all_sites[0], "period": params.get("period") or "7d"}))
-        fallback = period_context(periods.named("7d", now))
+            return Result(
+                redirect=dashboard_url({"site": all_sites[0], "period": params.get("period") or DEFAULT_PERIOD})
+            )
+        fallback = period_context(periods.named(DEFAULT_PERIOD, now))
         text = "No data yet: a site appears here once the ETL has counted its first visit."
         return Result(200, {**base, "period": fallback, "error": text})
     clean = _canonical(params, site)
@@ -326,7 +333,8 @@ async def dashboard(source: Source, params: Mapping[str, str], now: datetime, ma
         period = periods.parse(params, now, first_day)
     except BadParameter as exc:
         return Result(
-            exc.status_code, {**base, "period": period_context(periods.named("7d", now)), "error": exc.message}
+            exc.status_code,
+            {**base, "period": period_context(periods.named(DEFAULT_PERIOD, now)), "error": exc.message},
         )
     if days is None:
         return Result(

@@ -169,6 +169,7 @@ def test_a_custom_range_shows_in_the_period_picker(signed_in: TestClient) -> Non
     [
         ("site=shop&period=7d&from=2026-03-08&to=2026-03-09", "/dashboard?site=shop&period=7d"),
         ("site=shop&period=custom&from=2026-03-08&to=2026-03-09", "/dashboard?site=shop&from=2026-03-08&to=2026-03-09"),
+        ("site=shop", "/dashboard?site=shop&period=7d"),  # the URL always names the period
     ],
 )
 def test_the_pickers_mixed_choice_redirects_to_a_clean_url(signed_in: TestClient, query: str, location: str) -> None:
