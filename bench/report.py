@@ -56,7 +56,7 @@ TOKEN = "bench-read-token"
 BIG = "site00"  # the site with half the traffic: every URL asks about it, the worst case
 SMALL = "site07"
 
-UNFILTERED, FILTERED, REALTIME = 50.0, 500.0, 50.0
+UNFILTERED, FILTERED, REALTIME, DASHBOARD = 50.0, 500.0, 50.0, 150.0
 S = f"/api/v1/sites/{BIG}"
 # (label, path, target p95 in ms). Add one with --url LABEL=PATH (target: the unfiltered one).
 URLS: list[tuple[str, str, float]] = [
@@ -81,6 +81,10 @@ URLS: list[tuple[str, str, float]] = [
     ("breakdown target_domain 7d", f"{S}/breakdown/target_domain?period=7d", UNFILTERED),
     ("summary csv 30d", f"{S}/summary?period=30d&format=csv", UNFILTERED),
     ("realtime", f"{S}/realtime", REALTIME),
+    # The dashboard's whole HTML page (every query of it: summary, series, 14 lists, realtime, sites).
+    ("dashboard 7d (HTML)", f"/dashboard?site={BIG}&period=7d", DASHBOARD),
+    ("dashboard 30d (HTML)", f"/dashboard?site={BIG}&period=30d", DASHBOARD),
+    ("dashboard 12mo (HTML)", f"/dashboard?site={BIG}&period=12mo", DASHBOARD),
     ("filtered summary 30d country:US", f"{S}/summary?period=30d&filter=country:US", FILTERED),
     ("filtered timeseries 30d channel:search", f"{S}/timeseries?period=30d&filter=channel:search", FILTERED),
     ("filtered breakdown path 30d device:mobile", f"{S}/breakdown/path?period=30d&filter=device_type:mobile", FILTERED),
