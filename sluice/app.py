@@ -1,4 +1,4 @@
-"""The serving process: the collector's routes and the ETL's control routes side by side.
+"""The serving process: the collector's routes, the ETL's control routes and the reports side by side.
 
 The two never call each other; they meet only in the database schema. This module only composes
 them, opening the shared resources (the connection pool) in the lifespan.
@@ -18,6 +18,8 @@ from starlette.applications import Starlette
 from sluice.collector import app as collector
 from sluice.db import async_pool
 from sluice.etl import api as etl
+from sluice.reports import dashboard
+from sluice.reports import routes as reports
 from sluice.settings import Settings
 
 
@@ -37,6 +39,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             state["pool"] = pool
             await stack.enter_async_context(collector.lifespan(settings, state))
             await stack.enter_async_context(etl.lifespan(settings, state))
+            await stack.enter_async_context(reports.lifespan(settings, state))
             # What start-up made lives as long as the process: out of the collector's way, so that
             # each full collection does not walk every module and class again (it was ~10% of the
             # CPU per event under load).
@@ -44,5 +47,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             gc.freeze()
             yield state
 
-    routes = [*collector.routes(settings), *etl.routes(settings)]
+    routes = [
+        *collector.routes(settings),
+        *etl.routes(settings),
+        *reports.routes(settings),
+        *dashboard.routes(settings),
+    ]
     return Starlette(routes=routes, middleware=collector.middleware(settings), lifespan=lifespan)
