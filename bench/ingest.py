@@ -17,6 +17,8 @@ than one of runs made minutes apart. The servers, all run by uvicorn with the sa
   (c)          not a server: raw COPY of the same events into `events` from one client; the DB ceiling,
                in COPY's text format as measured since the first round, and in the binary format
                the collector sends since it went binary
+  (p)          with --public-copy: the collector with its fast write on psycopg's public COPY API
+               (bench/public_copy.py), run right after each sluice run, single and batch
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ HOST = os.environ.get("PGHOST", "127.0.0.1")
 PORT = int(os.environ.get("PGPORT", "5432"))
 USER = os.environ.get("PGUSER", "postgres")
 DBNAME = "sluice_bench_ingest"
+PUBLIC_COPY = "reference_apps:collector_public_copy"
 HTTP_PORT = 8899
 
 EVENT = {
@@ -261,6 +264,11 @@ def main() -> None:
         default=1,
         help="runs of (a), (a') and sluice single, and of (c), (c) binary and sluice batch, in turn (default 1)",
     )
+    parser.add_argument(
+        "--public-copy",
+        action="store_true",
+        help="also (p), the writer on psycopg's public COPY API, after each sluice run",
+    )
     args = parser.parse_args()
 
     wrk = ensure_wrk()
@@ -308,6 +316,7 @@ def main() -> None:
         a_runs: list[Result] = []
         a2_runs: list[Result] = []
         s_runs: list[Result] = []
+        p_runs: list[Result] = []  # (p), when asked for: each right after its sluice run
         for _ in range(args.rounds):
             a_runs.append(run("(a) bare Starlette, single", "reference_apps:no_database", workers, connections, single))
             a2_runs.append(
@@ -317,16 +326,21 @@ def main() -> None:
             if s.errors == 0:
                 assert stored(url) >= s.requests_per_s * args.duration * 0.9, "acknowledged events are missing"
             s_runs.append(s)
+            if args.public_copy:
+                p_runs.append(run("(p) public COPY, single", PUBLIC_COPY, workers, connections, single))
         b = run("(b) insert per request", "reference_apps:insert_per_request", workers, connections, single)
         # Each batch run right after its own (c) runs: a ratio of runs made minutes apart on a
         # machine whose speed drifts measures the drift.
         sb_runs: list[Result] = []
+        pb_runs: list[Result] = []
         text_ratios: list[float] = []
         binary_ratios: list[float] = []
         for _ in range(args.rounds):
             c, c_binary = raw(binary=False), raw(binary=True)
             sb = run("sluice batch-100", "sluice.app:create_app", workers, 8 * workers, batch, 100)
             sb_runs.append(sb)
+            if args.public_copy:
+                pb_runs.append(run("(p) public COPY, batch-100", PUBLIC_COPY, workers, 8 * workers, batch, 100))
             text_ratios.append(sb.events_per_s / c)
             binary_ratios.append(sb.events_per_s / c_binary)
         best_text.append(statistics.median(text_ratios))
@@ -345,6 +359,11 @@ def main() -> None:
             f"w={workers}: batch-100 / (c) = {rounds_text(text_ratios)}   (text format)",
             f"w={workers}: batch-100 / (c) binary = {rounds_text(binary_ratios)}",
         ]
+        if args.public_copy:
+            ratios += [
+                f"w={workers}: (p) single / sluice single = {per_round(p_runs, s_runs)}   (public COPY API / pgwire)",
+                f"w={workers}: (p) batch-100 / sluice batch-100 = {per_round(pb_runs, sb_runs)}",
+            ]
 
     print("\n" + "\n".join(ratios))
     print(

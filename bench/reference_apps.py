@@ -4,6 +4,9 @@
     without touching the database: the HTTP ceiling.
 (b) `insert_per_request`: one INSERT (into event_ids and events) and one COMMIT per request through
     an async connection pool: what the collector would be without group commit.
+(a') `collector_without_database`: the collector whose writer acknowledges without writing.
+(p) `collector_public_copy`: the collector whose fast write goes through psycopg's public COPY API
+    (bench/public_copy.py) instead of collector/pgwire.py.
 """
 
 from __future__ import annotations
@@ -109,4 +112,15 @@ def collector_without_database() -> Starlette:
             copy_rows(rows, sender)  # the same per-event work as the real writer, minus the database
 
     sluice.collector.app.GroupCommitWriter = AckingWriter  # type: ignore[misc]
+    return create_app()
+
+
+def collector_public_copy() -> Starlette:
+    """(p) The collector, every step the same, but its fast write on psycopg's public COPY API."""
+    from public_copy import PublicCopyWriter  # bench/ is on the servers' PYTHONPATH
+
+    import sluice.collector.app
+    from sluice.app import create_app
+
+    sluice.collector.app.GroupCommitWriter = PublicCopyWriter  # type: ignore[misc]
     return create_app()

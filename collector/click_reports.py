@@ -40,21 +40,21 @@ async def report_click(request: Request) -> Response:
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
-        return error_response(400, "malformed_json", f"the body is not valid JSON: {exc}")
+        return error_response("malformed_json", f"the body is not valid JSON: {exc}")
     if not isinstance(body, dict):
-        return error_response(400, "malformed_json", "the body must be a JSON object")
+        return error_response("malformed_json", "the body must be a JSON object")
     for name in _FIELDS:
         if body.get(name) is not None and not isinstance(body[name], str):
-            return error_response(400, "wrong_type", f"{name} must be a string", field=name)
+            return error_response("wrong_type", f"{name} must be a string", field=name)
     code = body.get("short_code")
     if not code:
-        return error_response(400, "missing_field", "short_code is required", field="short_code")
+        return error_response("missing_field", "short_code is required", field="short_code")
     table: LinkTable = request.scope["state"]["links"]
     link = table.get(code)
     site = link.site_id if link is not None else body.get("site_id")
     if not site:
         message = f"short code {code[:80]!r} is not a link of Sluice's: name its site in site_id"
-        return error_response(422, "invalid_value", message, field="site_id")
+        return error_response("invalid_value", message, field="site_id")
 
     raw: dict[str, Any] = {"eventType": "click", "siteId": site, "shortCode": code}
     if link is not None:
@@ -77,5 +77,5 @@ async def report_click(request: Request) -> Response:
         await collector.writer.write(rows, sender)
     except (WriteFailed, psycopg.Error):  # the same answer as /collect's
         message = "the click could not be stored; nothing was kept, retry later"
-        return error_response(503, "database_unavailable", message, headers={"Retry-After": "1"}, status="unavailable")
+        return error_response("database_unavailable", message, headers={"Retry-After": "1"}, status="unavailable")
     return JSONResponse(True)

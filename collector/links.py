@@ -238,19 +238,19 @@ async def api_add(request: Request, settings: Settings) -> Response:
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
-        return error_response(400, "malformed_json", f"the body is not valid JSON: {exc}")
+        return error_response("malformed_json", f"the body is not valid JSON: {exc}")
     if not isinstance(body, dict):
-        return error_response(400, "malformed_json", 'the body must be an object: {"code": ..., "url": ...}')
+        return error_response("malformed_json", 'the body must be an object: {"code": ..., "url": ...}')
     for name in ("code", "url"):
         if not isinstance(body.get(name), str):
-            return error_response(400, "missing_field", f"{name} is required, as a string", field=name)
+            return error_response("missing_field", f"{name} is required, as a string", field=name)
     try:
         link = await asyncio.to_thread(_with_connection, settings, add, site, body["code"], body["url"])
     except LinkError as exc:
-        return error_response(422, "invalid_value", exc.message, field=exc.field)
+        return error_response("invalid_value", exc.message, field=exc.field)
     if link is None:
         message = f"short code {body['code']!r} is taken (codes are unique across sites)"
-        return error_response(409, "already_exists", message, field="code")
+        return error_response("already_exists", message, field="code")
     table: LinkTable = request.scope["state"]["links"]
     table.put(link)
     return JSONResponse(link.as_json(), 201)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,16 +27,18 @@ from starlette.types import Receive, Scope, Send
 from sluice.collector import sources
 from sluice.collector.body import check_content_type, read_body
 from sluice.collector.client_ip import Origins
+from sluice.collector.cors import AllowedOrigins, origin_of
 from sluice.collector.rejections import Rejection
 from sluice.collector.validate import Batch, parse_body, parse_sent_at, to_event
 from sluice.collector.writer import GroupCommitWriter, Sender, WriteFailed
-from sluice.http import JSONResponse
+from sluice.http import JSONResponse, error_response
 from sluice.settings import Settings
 
 log = logging.getLogger("sluice.collector")
 
 MAX_USER_AGENT_CHARS = 1024
 RECENT_DEFAULT, RECENT_MAX = 20, 1000
+_INTEGER = re.compile(r"-?[0-9]+")
 # The smallest transparent 1x1 GIF.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 _NO_SKEW = timedelta(0)
@@ -49,6 +52,7 @@ class Collector:
     pool: AsyncConnectionPool
     writer: GroupCommitWriter
     origins: Origins
+    migrations: tuple[str, ...]  # the versions of the package's migrations, read once at start-up
 
     @cached_property  # read for every request
     def max_future(self) -> timedelta:
@@ -60,8 +64,7 @@ def _rejected(rejection: Rejection) -> Response:
 
 
 def _unavailable(reason: str) -> Response:
-    body = {"status": "unavailable", "error": "database_unavailable", "message": reason}
-    return JSONResponse(body, 503, headers={"Retry-After": "1"})
+    return error_response("database_unavailable", reason, headers={"Retry-After": "1"}, status="unavailable")
 
 
 def _collector(scope: Scope) -> Collector:
@@ -78,43 +81,36 @@ def _headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
-async def collect_post(scope: Scope, receive: Receive, send: Send, cors: Sequence[tuple[bytes, bytes]] = ()) -> None:
-    """`POST /collect` as a bare ASGI app: no Request, no routing, no exception wrappers on the hot path.
+class CollectPost:
+    """`POST /collect`, the hot path: a raw ASGI app, routed like any other endpoint.
 
-    `collector.app.CollectFastPath` sends the requests here, with the CORS headers to add; what it
-    raises reaches Starlette's ServerErrorMiddleware as a routed endpoint's would.
+    Starlette hands a route whose endpoint is not a function the bare ASGI call, so no Request is
+    built and no per-route exception wrapper or middleware runs; the CORS headers are added here
+    rather than by wrapping `send`. What it raises reaches Starlette's handlers like any endpoint's.
     """
-    received_at = datetime.now(UTC)
-    try:
-        headers = _headers(scope)
-        check_content_type(headers)
-        batch = parse_body(await read_body(headers, receive))
-    except Rejection as rejection:
-        response: Response | bytes = _rejected(rejection)
-    else:
-        response = await _ingest(scope, headers, batch, received_at, pixel=False)
-    if isinstance(response, bytes):  # the 202: the same message JSONResponse would send, built directly
-        raw = [(b"content-length", b"%d" % len(response)), (b"content-type", b"application/json"), *cors]
-        await send({"type": "http.response.start", "status": 202, "headers": raw})
-        await send({"type": "http.response.body", "body": response})
-    else:
-        if cors:
-            response.raw_headers = [*response.raw_headers, *cors]
-        await response(scope, receive, send)
 
+    def __init__(self, cors: AllowedOrigins) -> None:
+        self.cors = cors
 
-async def collect_post_routed(request: Request) -> Response:
-    """The same, for a `POST /collect` that reaches the router (e.g. mounted under a root_path)."""
-    sent: list[Any] = []
-
-    async def send(message: Any) -> None:
-        sent.append(message)
-
-    await collect_post(request.scope, request.receive, send)
-    start, body = sent
-    response = Response(body["body"], start["status"])
-    response.raw_headers = start["headers"]
-    return response
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        received_at = datetime.now(UTC)
+        cors = self.cors.headers_for(origin_of(scope))  # a POST is never a preflight
+        try:
+            headers = _headers(scope)
+            check_content_type(headers)
+            batch = parse_body(await read_body(headers, receive))
+        except Rejection as rejection:
+            response: Response | bytes = _rejected(rejection)
+        else:
+            response = await _ingest(scope, headers, batch, received_at, pixel=False)
+        if isinstance(response, bytes):  # the 202: the same message JSONResponse would send, built directly
+            raw = [(b"content-length", b"%d" % len(response)), (b"content-type", b"application/json"), *cors]
+            await send({"type": "http.response.start", "status": 202, "headers": raw})
+            await send({"type": "http.response.body", "body": response})
+        else:
+            if cors:
+                response.raw_headers = [*response.raw_headers, *cors]
+            await response(scope, receive, send)
 
 
 async def collect_get(request: Request) -> Response:
@@ -144,7 +140,7 @@ async def collect_options(request: Request) -> Response:
 async def _ingest(
     scope: Scope, headers: dict[str, str], batch: Batch, received_at: datetime, *, pixel: bool
 ) -> Response | bytes:
-    """The answer; for a POST's `202`, only its JSON body (`collect_post` sends it)."""
+    """The answer; for a POST's `202`, only its JSON body (`CollectPost` sends it)."""
     collector = _collector(scope)
     skew = received_at - batch.sent_at if batch.sent_at is not None else _NO_SKEW
     believed_until = received_at + collector.max_future
@@ -207,11 +203,55 @@ async def _scalar(request: Request, query: LiteralString) -> Any:
 
 
 async def health(request: Request) -> Response:
+    """200 when the schema is at the package's latest migration; else 503, telling why."""
+    collector = _collector(request.scope)
     try:
-        version = await _scalar(request, "select max(version) from schema_migrations")
+        async with collector.pool.connection(timeout=collector.settings.db_timeout_s) as conn:
+            applied, latest_applied = await _applied_migrations(conn, collector.settings.schema, collector.migrations)
+    except psycopg.OperationalError as exc:  # PoolTimeout included: no connection could be had
+        message = f"database unreachable: {exc}"
+        return error_response("database_unavailable", message, status="unavailable", database="unreachable")
     except psycopg.Error as exc:
-        return JSONResponse({"status": "unavailable", "database": "unreachable", "reason": str(exc)}, 503)
-    return JSONResponse({"status": "ok", "database": "connected", "schema_version": version})
+        message = f"the schema's migrations could not be read: {exc}"
+        return error_response("database_unavailable", message, status="unavailable", database="connected")
+    pending = [version for version in collector.migrations if version not in applied]
+    if not pending:
+        return JSONResponse({"status": "ok", "database": "connected", "schema_version": latest_applied})
+    if latest_applied is None:
+        schema, detail = "missing", f"no migration applied in schema {collector.settings.schema!r}"
+    else:
+        schema, detail = "behind", f"not applied: {', '.join(pending)}"
+    return error_response(
+        "migrations_pending",
+        f"schema missing or behind: run `sluice migrate` ({detail})",
+        status="unavailable",
+        database="connected",
+        schema=schema,
+        schema_version=latest_applied,
+        expected_schema_version=collector.migrations[-1],
+        pending_migrations=pending,
+    )
+
+
+async def _applied_migrations(
+    conn: psycopg.AsyncConnection[Any], schema: str, known: Sequence[str]
+) -> tuple[set[str], str | None]:
+    """Which of the `known` versions `schema_migrations` records, and the latest it records (None: none)."""
+    cur = await conn.execute(
+        "select 1 from pg_tables where schemaname = %s and tablename = 'schema_migrations'", (schema,)
+    )
+    if await cur.fetchone() is None:  # looked up first, so a fresh database logs no error per probe
+        return set(), None
+    cur = await conn.execute(
+        """
+        select array(select version from schema_migrations where version = any(%s)), max(version)
+        from schema_migrations
+        """,
+        (list(known),),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return set(row[0]), row[1]
 
 
 async def events_count(request: Request) -> Response:
@@ -225,9 +265,11 @@ async def events_count(request: Request) -> Response:
 async def events_recent(request: Request) -> Response:
     collector = _collector(request.scope)
     raw = request.query_params.get("limit", str(RECENT_DEFAULT))
-    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= RECENT_MAX):
-        message = f"limit {raw[:40]!r} must be an integer from 1 to {RECENT_MAX}"
-        return _rejected(Rejection("bad_parameter", message, field="limit"))
+    if not _INTEGER.fullmatch(raw):
+        return _rejected(Rejection("bad_parameter", f"limit={raw[:40]!r} is not an integer", field="limit"))
+    if not 1 <= int(raw) <= RECENT_MAX:
+        message = f"limit={raw[:40]} is out of range: 1..{RECENT_MAX}"
+        return _rejected(Rejection("invalid_value", message, field="limit"))
     try:
         async with collector.pool.connection(timeout=collector.settings.db_timeout_s) as conn:
             # Newest first by txid: its index is on every partition, so this reads `limit` rows per

@@ -44,7 +44,7 @@ _NOBODY = EndUser(None, None)
 class Unauthorized(Exception):
     def response(self) -> Response:
         message = "send 'Authorization: Bearer <one of SLUICE_INGEST_TOKENS>', or no Authorization header"
-        return error_response(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="sluice"'})
+        return error_response("unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="sluice"'})
 
 
 def is_server_source(headers: Mapping[str, str], ingest_tokens: Sequence[str]) -> bool:

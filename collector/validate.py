@@ -136,7 +136,7 @@ def to_event(
     # PostgreSQL text and jsonb cannot hold U+0000; one such event must not fail a whole group commit.
     if may_hold_nul and b"\\u0000" in payload and _has_nul(raw):
         raise Rejection("invalid_value", "the event contains a U+0000 character, which cannot be stored")
-    # (_make: a NamedTuple's own constructor is a Python function, at twice the cost)
+    # (_make: a NamedTuple's own constructor is a Python-level function, _make is not)
     return Event._make((event_id, site_id, event_type, occurred_at, client_timestamp, visitor_id, session_id, payload))
 
 
@@ -173,8 +173,8 @@ def new_event_id() -> uuid.UUID:
     then random bits. The ids of an hour sit side by side in event_ids' and stg_events' primary
     keys, so a batch's inserts touch a few index pages at the right edge instead of one random page
     each (and, after a checkpoint, write a full page image of each to the WAL). Random, not
-    secret: Mersenne Twister bits (reseeded per process, even after fork) cost half of uuid4's
-    system call."""
+    secret: Mersenne Twister bits (reseeded per process, even after fork) spare uuid4's system
+    call."""
     # uuid7's arithmetic, inline: this runs for nearly every event
     return _uuid((_time_ns() // 1_000_000 << 80 | _random_bits(80)) & _VERSION_BITS | _VERSION_7)
 
@@ -210,8 +210,8 @@ _fromhex = bytes.fromhex
 _from_bytes = int.from_bytes  # big-endian, a UUID's byte order
 
 
-# uuid.UUID's constructor checks its many keyword forms first: twice the cost of the whole rest of an
-# event id. This sets the same two slots it sets, the way it sets them (UUID refuses __setattr__).
+# uuid.UUID's constructor checks its many keyword forms first, more work than all the rest of making
+# an event id. This sets the same two slots it sets, the way it sets them (UUID refuses __setattr__).
 _VERSION_BITS = ~(0xF000 << 64 | 0xC000 << 48)  # clears the version and variant bits
 _VERSION_7 = 7 << 76 | 0x8000 << 48  # version 7, RFC 9562 (RFC 4122) variant
 

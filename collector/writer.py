@@ -23,11 +23,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 import psycopg
-from psycopg import generators, pq
-from psycopg.abc import PQGen
-from psycopg.pq.abc import PGconn, PGresult
-from psycopg.waiting import Wait
+from psycopg import pq
 
+from sluice.collector import pgwire
 from sluice.db import conninfo
 from sluice.settings import Settings
 
@@ -81,8 +79,8 @@ _BINARY = "(format binary)"
 # a unique violation. Sorted by id, so that concurrent writers (other workers) take index locks in one
 # order and cannot deadlock. `_if_assigned`: a transaction that copied no rows stays without an id,
 # finds nothing, and commits without a WAL flush. The received_at floor ($1, a day before the write
-# was prepared) leaves the day partitions the rows cannot be in unread: with a txid lookup in each
-# of ~100 partitions (90 days' retention) the claim cost ~0.7 ms per commit, with it ~0.1 ms.
+# was prepared) leaves the day partitions the rows cannot be in unread: without it each commit would
+# look its txid up in every partition (some 100 at 90 days' retention), a fixed cost per commit.
 _PREPARE_CLAIM = b"""
     prepare sluice_claim_ids(timestamptz) as
     insert into event_ids (event_id, received_at)
@@ -98,10 +96,10 @@ _CLAIM_WINDOW = timedelta(days=1)
 # while the previous batch commits (see GroupCommitWriter).
 _FAST = f"begin; copy events ({_COLUMNS}) from stdin {_BINARY}; execute sluice_claim_ids('%s'); commit".encode()
 # The careful write, after the fast one met a claimed id: the rows go to the staging table, then the
-# first copy of each id that is new in event_ids moves into `events` (sorted by id, as above).
-_CAREFUL = f"""
-    begin;
-    copy collector_staging ({_COLUMNS}) from stdin {_BINARY};
+# first copy of each id that is new in event_ids moves into `events` (sorted by id, as above). It is
+# rare, so it takes psycopg's public API and its extra round trips.
+_CAREFUL_COPY = f"copy collector_staging ({_COLUMNS}) from stdin {_BINARY}"
+_CAREFUL_MOVE = f"""
     with firsts as (
         select distinct on (event_id) * from collector_staging order by event_id
     ),
@@ -112,15 +110,13 @@ _CAREFUL = f"""
         returning event_id
     )
     insert into events ({_COLUMNS})
-    select {_COLUMNS} from firsts join fresh using (event_id);
-    commit
+    select {_COLUMNS} from firsts join fresh using (event_id)
 """.encode()
-_CHUNK = 128 * 1024  # libpq takes copy data in pieces this size without blocking
 _IDLE_S = 0.5  # an armed connection idle this long commits its empty COPY (an open transaction holds locks)
 
 
-# COPY's binary format: no text for the server to parse (the text format cost it ~1.5 us more per
-# event, ~17 %) and nothing to escape here. A header, then per row a field count and each field as a
+# COPY's binary format: no text for the server to parse (timestamps, uuids) and nothing to escape
+# here. A header, then per row a field count and each field as a
 # length (-1 for null) and its bytes; timestamptz is microseconds since 2000-01-01 UTC; jsonb is a
 # version byte and the JSON text.
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
@@ -309,13 +305,11 @@ class GroupCommitWriter:
 
     async def _fast_write(self, conn: psycopg.AsyncConnection[Any], data: bytes, *, next_slot: int) -> bool:
         """COPY straight into `events` and claim the ids; False, rolled back, if an id was taken."""
-        pgconn = conn.pgconn
         try:
-            pgconn.consume_input()  # the go-ahead has usually arrived: then it is read without a wait
-            _raise_on_error(await conn.wait(generators.fetch_many(pgconn)), pgconn)  # begin, then COPY_IN
-            await conn.wait(_send_rows(pgconn, data))
+            await pgwire.until_copy_in(conn)  # begin, then COPY's go-ahead
+            await pgwire.copy_and_finish(conn, data)
             await self._arm_next(next_slot)  # its go-ahead travels while this batch commits
-            _raise_on_error(await conn.wait(generators.fetch_many(pgconn)), pgconn)  # copy, claim, commit
+            await pgwire.results(conn)  # copy, claim, commit
         except psycopg.errors.UniqueViolation:
             await _rollback(conn)
             return False
@@ -325,22 +319,16 @@ class GroupCommitWriter:
         return True
 
     async def _careful_write(self, conn: psycopg.AsyncConnection[Any], data: bytes) -> None:
-        pgconn = conn.pgconn
-        try:
-            pgconn.send_query(_CAREFUL)
-            _raise_on_error(await conn.wait(generators.execute(pgconn)), pgconn)  # begin, then COPY_IN
-            await conn.wait(_send_rows(pgconn, data))
-            _raise_on_error(await conn.wait(generators.fetch_many(pgconn)), pgconn)  # copy, move, commit
-        except psycopg.DatabaseError:
-            await _rollback(conn)
-            raise
+        async with conn.transaction():  # rolled back if anything in it fails
+            async with conn.cursor().copy(_CAREFUL_COPY) as copy:
+                await copy.write(data)
+            await conn.execute(_CAREFUL_MOVE)
 
     async def _arm(self, conn: psycopg.AsyncConnection[Any], slot: int) -> None:
         """Sends the fast write's query; the rows follow once COPY's go-ahead is back."""
         await self._ensure_partitions(conn)
         floor = datetime.now(UTC) - _CLAIM_WINDOW
-        conn.pgconn.send_query(_FAST % floor.isoformat().encode())
-        await conn.wait(generators.send(conn.pgconn))
+        await pgwire.send_query(conn, _FAST % floor.isoformat().encode())
         self._claim_floors[slot] = floor
 
     async def _arm_next(self, slot: int) -> None:
@@ -361,12 +349,10 @@ class GroupCommitWriter:
         conn = self._conns[slot] if slot is not None else None
         if slot is None or conn is None:
             return
-        pgconn = conn.pgconn
         try:
-            pgconn.consume_input()
-            _raise_on_error(await conn.wait(generators.fetch_many(pgconn)), pgconn)
-            await conn.wait(_send_rows(pgconn, framed()))
-            _raise_on_error(await conn.wait(generators.fetch_many(pgconn)), pgconn)
+            await pgwire.until_copy_in(conn)
+            await pgwire.copy_and_finish(conn, framed())
+            await pgwire.results(conn)
         except psycopg.Error as exc:
             log.warning("collector writer: dropping an idle connection after: %s", exc)
             await self._drop_connection(slot)
@@ -380,8 +366,12 @@ class GroupCommitWriter:
                 connect_timeout=self._connect_timeout_s,
                 client_encoding="utf8",  # COPY's text fields are UTF-8 whatever the server's default
             )
-            await conn.execute(_CREATE_STAGING)
-            await conn.execute(_PREPARE_CLAIM)
+            try:
+                await conn.execute(_CREATE_STAGING)
+                await conn.execute(_PREPARE_CLAIM)  # fails in a database not migrated yet
+            except psycopg.Error:
+                await conn.close()
+                raise
             self._conns[slot] = conn
         return conn
 
@@ -401,28 +391,7 @@ class GroupCommitWriter:
         self._partitions_day = today
 
 
-def _send_rows(pgconn: PGconn, data: bytes) -> PQGen[None]:
-    """The COPY rows and their end, flushed at once; waits for the socket only if it is full."""
-    for start in range(0, len(data), _CHUNK):
-        while pgconn.put_copy_data(data[start : start + _CHUNK]) == 0:
-            while not (yield Wait.W):
-                continue
-    while pgconn.put_copy_end(None) == 0:
-        while not (yield Wait.W):
-            continue
-    while pgconn.flush() != 0:
-        while not (yield Wait.W):
-            continue
-
-
 async def _rollback(conn: psycopg.AsyncConnection[Any]) -> None:
-    pgconn = conn.pgconn
-    if pgconn.transaction_status == pq.TransactionStatus.INERROR:
-        pgconn.send_query(b"rollback")
-        await conn.wait(generators.execute(pgconn))
-
-
-def _raise_on_error(results: list[PGresult], pgconn: PGconn) -> None:
-    for result in results:
-        if result.status == pq.ExecStatus.FATAL_ERROR:
-            raise psycopg.errors.error_from_result(result, encoding=pgconn._encoding)
+    """Ends a failed transaction; a lost connection has none to end (it is dropped and replaced)."""
+    if conn.pgconn.transaction_status == pq.TransactionStatus.INERROR:
+        await conn.rollback()

@@ -2,7 +2,7 @@
 
 Runs are synchronous psycopg code: they go to worker threads, so the event loop keeps serving
 `/collect` while the ETL works. Parameters that do not parse get 400; parsed values out of range
-get 422; a run already in progress, 409.
+get 422; a run already in progress, 409 (the codes of sluice/errors.py).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ MAX_LIMIT = 1000
 
 
 class BadParameter(Exception):
-    def __init__(self, status_code: int, field: str, message: str) -> None:
+    def __init__(self, code: str, field: str, message: str) -> None:
         super().__init__(message)
-        self.status_code, self.field, self.message = status_code, field, message
+        self.code, self.field, self.message = code, field, message
 
 
 def _control(handler: Callable[[Request, Settings], Awaitable[Response]], settings: Settings) -> Handler:
@@ -44,11 +44,11 @@ def _control(handler: Callable[[Request, Settings], Awaitable[Response]], settin
         try:
             return await handler(request, settings)
         except BadParameter as exc:
-            return error_response(exc.status_code, "invalid_parameter", exc.message, field=exc.field)
+            return error_response(exc.code, exc.message, field=exc.field)
         except pipeline.AlreadyRunning as exc:
-            return error_response(409, "already_running", str(exc))
+            return error_response("already_running", str(exc))
         except pipeline.RunFailed as exc:
-            return error_response(500, "run_failed", str(exc), run_id=exc.run_id)
+            return error_response("run_failed", str(exc), run_id=exc.run_id)
 
     return operators_only(settings, wraps(handler)(answer))
 
@@ -60,9 +60,9 @@ def _int_param(request: Request, name: str, default: int | None, low: int, high:
     try:
         value = int(raw)
     except ValueError:
-        raise BadParameter(400, name, f"{name}={raw!r} is not an integer") from None
+        raise BadParameter("bad_parameter", name, f"{name}={raw!r} is not an integer") from None
     if not low <= value <= high:
-        raise BadParameter(422, name, f"{name}={value} is out of range: {low}..{high}")
+        raise BadParameter("invalid_value", name, f"{name}={value} is out of range: {low}..{high}")
     return value
 
 
@@ -119,7 +119,8 @@ async def run_sync(request: Request, settings: Settings) -> Response:
 async def process(request: Request, settings: Settings) -> Response:
     event_type = request.path_params["event_type"]
     if not _EVENT_TYPE.match(event_type):
-        raise BadParameter(422, "event_type", f"event_type={event_type!r} must be 1-64 letters, digits, '_.:-'")
+        message = f"event_type={event_type!r} must be 1-64 letters, digits, '_.:-'"
+        raise BadParameter("invalid_value", "event_type", message)
     result = await _in_thread(pipeline.run, settings)
     return JSONResponse(
         {
@@ -135,13 +136,13 @@ async def process(request: Request, settings: Settings) -> Response:
 async def calculate_daily_metrics(request: Request, settings: Settings) -> Response:
     raw = request.query_params.get("target_date")
     if not raw:
-        raise BadParameter(400, "target_date", "target_date=YYYY-MM-DD is required")
+        raise BadParameter("missing_field", "target_date", "target_date=YYYY-MM-DD is required")
     try:
         target = date.fromisoformat(raw)
     except ValueError:
-        raise BadParameter(400, "target_date", f"target_date={raw!r} is not a date (YYYY-MM-DD)") from None
+        raise BadParameter("bad_parameter", "target_date", f"target_date={raw!r} is not a date (YYYY-MM-DD)") from None
     if target > datetime.now(UTC).date() + timedelta(days=1):
-        raise BadParameter(422, "target_date", f"target_date={raw} is in the future")
+        raise BadParameter("invalid_value", "target_date", f"target_date={raw} is in the future")
     result = await _in_thread(pipeline.run, settings, "daily", target_date=target)
     return JSONResponse(result.as_dict())
 
@@ -151,7 +152,7 @@ async def cleanup(request: Request, settings: Settings) -> Response:
     assert days is not None
     if days <= settings.lateness_days:
         raise BadParameter(
-            422,
+            "invalid_value",
             "retention_days",
             f"retention_days={days} must exceed SLUICE_LATENESS_DAYS={settings.lateness_days}: "
             "events that can still change sessions would be dropped",

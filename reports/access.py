@@ -91,10 +91,10 @@ def readers_only(settings: Settings, handler: Handler) -> Handler:
     async def guarded(request: Request) -> Response:
         if not (settings.read_token or settings.admin_token):
             message = "reports are disabled: set SLUICE_READ_TOKEN (or SLUICE_ADMIN_TOKEN) to enable them"
-            return error_response(403, "forbidden", message)
+            return error_response("forbidden", message)
         if reader_of(request, settings) is None:
             message = "send 'Authorization: Bearer <SLUICE_READ_TOKEN>' (or the admin token)"
-            return error_response(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="sluice"'})
+            return error_response("unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="sluice"'})
         return await handler(request)
 
     return guarded

@@ -54,12 +54,14 @@ def answer_errors(handler: Callable[[Request], Awaitable[Response]]) -> Handler:
         try:
             return await handler(request)
         except BadParameter as exc:
-            return error_response(exc.status_code, "invalid_parameter", exc.message, field=exc.field)
+            # 400: the value does not parse; 422: it parses but means nothing (sluice/errors.py)
+            code = "bad_parameter" if exc.status_code == 400 else "invalid_value"
+            return error_response(code, exc.message, field=exc.field)
         except UnknownSite as exc:
-            return error_response(404, "unknown_site", str(exc), field="site")
+            return error_response("unknown_site", str(exc), field="site")
         except (PoolTimeout, psycopg.OperationalError) as exc:
             message = f"PostgreSQL is unreachable: {exc}"
-            return error_response(503, "database_unavailable", message, headers={"Retry-After": "1"})
+            return error_response("database_unavailable", message, headers={"Retry-After": "1"})
 
     return answer
 

@@ -35,9 +35,11 @@ Row = dict[str, Any]
 
 
 class NotFound(Exception):
-    def __init__(self, error: str, message: str, field: str, status_code: int = 404) -> None:
+    """Nothing to answer about what was asked: `error` is a code of sluice/errors.py (its status too)."""
+
+    def __init__(self, error: str, message: str, field: str) -> None:
         super().__init__(message)
-        self.error, self.message, self.field, self.status_code = error, message, field, status_code
+        self.error, self.message, self.field = error, message, field
 
 
 async def _all(conn: AsyncConnection[Any], query: sql.Composed | sql.SQL | str, params: dict[str, Any]) -> list[Row]:
@@ -138,7 +140,7 @@ async def short_code_stats(
         raise NotFound("unknown_short_code", f"no clicks with short code {short_code!r}", "short_code")
     if site is None and len(sites) > 1:
         message = f"short code {short_code!r} has clicks in several sites ({', '.join(sites)}): add ?site="
-        raise NotFound("ambiguous_short_code", message, "site", status_code=409)
+        raise NotFound("ambiguous_short_code", message, "site")
     where = sql.SQL("c.short_code = %(code)s and c.site_id = %(site)s")
     stats = await _click_stats(conn, where, {"code": short_code, "site": site or sites[0]}, now, days)
     return {
@@ -268,7 +270,7 @@ def _endpoint(settings: Settings, endpoint: Endpoint) -> Handler:
             async with api.connection(request, settings) as conn:
                 return JSONResponse(await endpoint(request, conn))
         except NotFound as exc:
-            return error_response(exc.status_code, exc.error, exc.message, field=exc.field)
+            return error_response(exc.error, exc.message, field=exc.field)
 
     return readers_only(settings, api.answer_errors(handler))
 

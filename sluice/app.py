@@ -14,12 +14,15 @@ from typing import Any
 
 from psycopg_pool import PoolTimeout
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from sluice.collector import app as collector
 from sluice.db import async_pool
 from sluice.etl import api as etl
+from sluice.http import EXCEPTION_HANDLERS
 from sluice.reports import dashboard
 from sluice.reports import routes as reports
+from sluice.routing import RawRoutesFirst
 from sluice.settings import Settings
 
 
@@ -41,8 +44,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await stack.enter_async_context(etl.lifespan(settings, state))
             await stack.enter_async_context(reports.lifespan(settings, state))
             # What start-up made lives as long as the process: out of the collector's way, so that
-            # each full collection does not walk every module and class again (it was ~10% of the
-            # CPU per event under load).
+            # each full collection does not walk every module and class again (a visible share of
+            # the CPU per event under load: bench/README.md).
             gc.collect()
             gc.freeze()
             yield state
@@ -53,4 +56,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *reports.routes(settings),
         *dashboard.routes(settings),
     ]
-    return Starlette(routes=routes, middleware=collector.middleware(settings), lifespan=lifespan)
+    # The raw ASGI routes (POST /collect) are dispatched from this same list before Starlette's layers.
+    middleware = [Middleware(RawRoutesFirst, routes=routes)]
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

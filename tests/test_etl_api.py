@@ -41,26 +41,29 @@ def test_a_missing_or_wrong_token_is_unauthorized(client: TestClient, headers: d
 
 
 @pytest.mark.parametrize(
-    ("method", "url", "status", "field"),
+    ("method", "url", "status", "error", "field"),
     [
-        ("POST", "/etl/run-sync?batch_size=ten", 400, "batch_size"),
-        ("POST", "/etl/run-sync?batch_size=0", 422, "batch_size"),
-        ("POST", "/etl/calculate-daily-metrics", 400, "target_date"),
-        ("POST", "/etl/calculate-daily-metrics?target_date=2026-13-01", 400, "target_date"),
-        ("POST", "/etl/calculate-daily-metrics?target_date=2999-01-01", 422, "target_date"),
-        ("POST", "/etl/cleanup?retention_days=-1", 422, "retention_days"),
-        ("POST", "/etl/cleanup?retention_days=2", 422, "retention_days"),  # not above the lateness bound
-        ("POST", "/etl/cleanup?retention_days=x", 400, "retention_days"),
-        ("POST", "/etl/process/no%20spaces", 422, "event_type"),
-        ("GET", "/etl/runs?limit=5000", 422, "limit"),
-        ("GET", "/etl/recent-sessions?limit=abc", 400, "limit"),
+        ("POST", "/etl/run-sync?batch_size=ten", 400, "bad_parameter", "batch_size"),
+        ("POST", "/etl/run-sync?batch_size=0", 422, "invalid_value", "batch_size"),
+        ("POST", "/etl/calculate-daily-metrics", 400, "missing_field", "target_date"),
+        ("POST", "/etl/calculate-daily-metrics?target_date=2026-13-01", 400, "bad_parameter", "target_date"),
+        ("POST", "/etl/calculate-daily-metrics?target_date=2999-01-01", 422, "invalid_value", "target_date"),
+        ("POST", "/etl/cleanup?retention_days=-1", 422, "invalid_value", "retention_days"),
+        # not above the lateness bound
+        ("POST", "/etl/cleanup?retention_days=2", 422, "invalid_value", "retention_days"),
+        ("POST", "/etl/cleanup?retention_days=x", 400, "bad_parameter", "retention_days"),
+        ("POST", "/etl/process/no%20spaces", 422, "invalid_value", "event_type"),
+        ("GET", "/etl/runs?limit=5000", 422, "invalid_value", "limit"),
+        ("GET", "/etl/recent-sessions?limit=abc", 400, "bad_parameter", "limit"),
     ],
 )
-def test_bad_parameters_get_a_reason(client: TestClient, method: str, url: str, status: int, field: str) -> None:
+def test_bad_parameters_get_a_reason(
+    client: TestClient, method: str, url: str, status: int, error: str, field: str
+) -> None:
     response = client.request(method, url, headers=AUTH)
     assert response.status_code == status
     body = response.json()
-    assert (body["error"], body["field"]) == ("invalid_parameter", field)
+    assert (body["error"], body["field"]) == (error, field)
     assert field in body["message"]
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -11,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from collector_testing import VISITOR, collector_client, event, post
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from starlette.testclient import TestClient
 
 from sluice.app import create_app
@@ -231,12 +234,64 @@ def test_health_reports_the_database(client: TestClient) -> None:
     assert response.json() == {"status": "ok", "database": "connected", "schema_version": latest}
 
 
+@pytest.fixture
+def empty_database(settings: Settings) -> Iterator[Settings]:
+    """Settings for a database of its own on the same server, created empty: never migrated."""
+    name = f"sluice_empty_{os.getpid()}"
+    admin = make_conninfo(settings.database_url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    try:
+        yield replace(settings, database_url=make_conninfo(settings.database_url, dbname=name))
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+
+
+def test_health_on_a_database_never_migrated_says_run_migrate(empty_database: Settings) -> None:
+    with collector_client(empty_database) as client:
+        response = client.get("/health")
+    versions = [m.version for m in discover()]
+    assert response.status_code == 503
+    assert response.json() == {
+        "error": "migrations_pending",
+        "message": "schema missing or behind: run `sluice migrate` (no migration applied in schema 'sluice')",
+        "status": "unavailable",
+        "database": "connected",
+        "schema": "missing",
+        "schema_version": None,
+        "expected_schema_version": versions[-1],
+        "pending_migrations": versions,
+    }
+
+
+def test_health_with_the_last_migration_unapplied_says_run_migrate(settings: Settings, db: psycopg.Connection) -> None:
+    *earlier, latest = [m.version for m in discover()]
+    db.execute("delete from schema_migrations where version = %s", (latest,))
+    with collector_client(settings) as client:
+        response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json() == {
+        "error": "migrations_pending",
+        "message": f"schema missing or behind: run `sluice migrate` (not applied: {latest})",
+        "status": "unavailable",
+        "database": "connected",
+        "schema": "behind",
+        "schema_version": earlier[-1],
+        "expected_schema_version": latest,
+        "pending_migrations": [latest],
+    }
+
+
 def test_with_the_database_down_health_and_collect_answer_503(settings: Settings) -> None:
     closed = replace(settings, database_url="host=127.0.0.1 port=1 user=postgres dbname=nothing", db_timeout_s=1)
     with collector_client(closed) as client:
         health = client.get("/health")
         assert health.status_code == 503
-        assert health.json()["database"] == "unreachable"
+        body = health.json()
+        assert (body["error"], body["database"]) == ("database_unavailable", "unreachable")
+        assert body["message"].startswith("database unreachable: ")
         collect = post(client, event())
         assert collect.status_code == 503
         assert collect.json()["error"] == "database_unavailable"
@@ -296,11 +351,24 @@ def test_the_log_is_shown_to_operators_only(client: TestClient, operator_client:
     assert operator_client.get(path, headers={"Authorization": "Bearer guess"}).status_code == 401
 
 
-@pytest.mark.parametrize("limit", ["0", "-1", "1001", "ten", "1.5", "", "٣"])
-def test_recent_rejects_a_bad_limit(operator_client: TestClient, limit: str) -> None:
+@pytest.mark.parametrize(
+    ("limit", "status", "error"),
+    [
+        ("0", 422, "invalid_value"),
+        ("-1", 422, "invalid_value"),
+        ("1001", 422, "invalid_value"),
+        ("ten", 400, "bad_parameter"),
+        ("1.5", 400, "bad_parameter"),
+        ("", 400, "bad_parameter"),
+        ("--1", 400, "bad_parameter"),
+        ("٣", 400, "bad_parameter"),
+    ],
+)
+def test_recent_rejects_a_bad_limit(operator_client: TestClient, limit: str, status: int, error: str) -> None:
+    # The codes and statuses of the ETL's `limit` (sluice/errors.py): 400 unparseable, 422 out of range.
     response = operator_client.get("/events/recent", params={"limit": limit}, headers=OPERATOR)
-    assert response.status_code == 400
-    assert response.json()["field"] == "limit"
+    assert response.status_code == status
+    assert (response.json()["error"], response.json()["field"]) == (error, "limit")
 
 
 def test_text_that_copy_treats_specially_is_stored_exactly(client: TestClient, db: psycopg.Connection) -> None:
@@ -333,8 +401,8 @@ def test_the_writer_creates_partitions_ahead_at_start_up(settings: Settings, db:
     assert db.execute("select to_regclass(%s)::text", (name,)).fetchone() == (name,)
 
 
-def test_a_post_that_reaches_the_router_is_answered_the_same(settings: Settings, db: psycopg.Connection) -> None:
-    # Under a root_path the fast path steps aside and the routed /collect handles the POST.
+def test_a_post_under_a_root_path_is_answered_the_same(settings: Settings, db: psycopg.Connection) -> None:
+    # Mounted under a root_path, POST /collect takes the router's way (RawRoutesFirst steps aside) to the same app.
     with TestClient(create_app(settings), client=VISITOR, root_path="/sluice") as client:
         response = post(client, event(visitorId="v-routed"), Origin="https://shop.example")
         assert response.status_code == 202

@@ -15,7 +15,7 @@ import pytest
 from .conftest import ADMIN_TOKEN
 from .harness import REPO, Client, fetch, free_port
 from .netns import Namespace
-from .nginx_conf import NGINX_CONF, Nginx, nginx_binary, render_nginx_conf
+from .nginx_conf import NGINX_CONF, Nginx, nginx, nginx_binary, render_nginx_conf
 
 
 def event(**fields: object) -> dict[str, object]:
@@ -129,5 +129,15 @@ def test_control_routes_refuse_clients_outside_private_networks(front: Nginx, ne
 
 @pytest.mark.parametrize("path", ["/_sluice/403.json", "/_sluice/413.json"])
 def test_nginx_error_bodies_are_not_routes(front: Nginx, path: str) -> None:
-    # `internal`: reaching them directly falls through to Sluice, which knows no such path.
-    assert fetch("GET", front.url() + path).status == 404
+    # `internal`: asked for directly, they are not found (nginx's own 404, in Sluice's shape).
+    response = fetch("GET", front.url() + path)
+    assert (response.status, response.json()["error"]) == (404, "not_found")
+
+
+def test_with_sluice_down_nginx_answers_503_in_sluice_shape(tmp_path: Path) -> None:
+    nothing_there = f"127.0.0.1:{free_port()}"
+    with nginx(addresses=["127.0.0.1"], upstream=nothing_there, prefix=tmp_path / "nginx") as down:
+        response = fetch("POST", f"{down.url()}/collect", json.dumps(event()).encode(), {"Content-Type": "text/plain"})
+    assert response.status == 503
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"error": "upstream_unavailable", "message": "Sluice is not answering; retry later"}

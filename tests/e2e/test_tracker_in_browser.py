@@ -249,8 +249,8 @@ def test_with_do_not_track_nothing_leaves_the_browser(
 def test_events_sent_while_the_collector_is_down_are_stored_once_after_the_next_page_load(
     browser: WebDriver, netns: Namespace, sluice_env: dict[str, str], tmp_path: Path, db: psycopg.Connection
 ) -> None:
-    # nginx in front of a collector port nothing listens on yet: it answers 502 with its JSON
-    # "unavailable" page, which carries no CORS header, so the page's fetch fails outright.
+    # nginx in front of a collector port nothing listens on yet: it answers 503 with its JSON
+    # `upstream_unavailable` page, which carries no CORS header, so the page's fetch fails outright.
     collector_port = free_port()
     with (
         nginx(
@@ -262,7 +262,7 @@ def test_events_sent_while_the_collector_is_down_are_stored_once_after_the_next_
 
         def refused_posts() -> int:
             lines = access_log.read_text().splitlines() if access_log.exists() else []
-            return sum('"POST /collect ' in line and '" 502 ' in line for line in lines)
+            return sum('"POST /collect ' in line and '" 503 ' in line for line in lines)
 
         def waiting_in_the_browser() -> list[dict[str, Any]]:
             return list(json.loads(browser.execute_script("return localStorage.sluice_retry || '[]'")))

@@ -249,7 +249,7 @@ def test_bad_parameters_are_named(shop: TestClient, url: str, status: int, field
     response = shop.get(url, headers=READ)
     assert (response.status_code, response.json()["error"], response.json()["field"]) == (
         status,
-        "invalid_parameter",
+        "bad_parameter" if status == 400 else "invalid_value",
         field,
     )
 
