@@ -14,6 +14,7 @@ COPY sluice/ sluice/
 COPY client/ client/
 COPY collector/ collector/
 COPY etl/ etl/
+COPY reports/ reports/
 COPY sql/ sql/
 RUN pip wheel --no-deps --wheel-dir /wheels .
 

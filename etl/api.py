@@ -192,6 +192,8 @@ def routes(settings: Settings) -> list[BaseRoute]:
         route("/etl/status", get_status, "GET"),
         route("/etl/runs", get_runs, "GET"),
         route("/etl/recent-sessions", recent_sessions, "GET"),
+        # the name an earlier system (shared/seeds, 002) gave "run the ETL now and answer when done"
+        route("/analytics/aggregate", run_sync, "POST"),
     ]
 
 

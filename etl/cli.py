@@ -94,7 +94,8 @@ def _cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     if found.python is not None:
         print(f"-- {found.name} runs Python, no SQL: {found.python.__module__}.{found.python.__name__}")
         return 0
-    context = Context(single_day=args.single_day, rebuild=args.rebuild)
+    # as a run renders it in a database with postgresql-hll (the visitor sketches' statements shown)
+    context = Context(single_day=args.single_day, rebuild=args.rebuild, sketches=True)
     text = render(args.job, context)
     added = pipeline.after_job(found, context)
     if added:

@@ -95,6 +95,10 @@ JOBS: tuple[Job, ...] = (
     scratch("affected_days", single_day=True),  # the days a rebuild or a one-day recompute recounts
     table("daily_metrics", keep=daily("day"), single_day=True),
     table("daily_breakdown", bulk=True, keep=daily("day"), single_day=True),
+    # with postgresql-hll (Context.sketches); the site-days whose sketches are recomputed, their sessions
+    scratch("sketch_sessions", single_day=True),
+    table("daily_visitor_sketches", keep=daily("day"), single_day=True),
+    table("daily_breakdown_sketches", bulk=True, keep=daily("day"), single_day=True),
 )
 
 # Derived, in run order.

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.types.json import Jsonb
 
-from sluice.db import connect
+from sluice.db import SKETCHES_AVAILABLE, connect
 from sluice.etl.jobs import BULK_TABLES, JOBS, SINGLE_DAY_JOBS, TABLES, Job
 from sluice.etl.locks import RUN_LOCK
 from sluice.etl.render import Context, render, statements
@@ -103,7 +103,7 @@ def run(
                             SINGLE_DAY_JOBS,
                             parameters(settings, target_date=target_date),
                             result,
-                            Context(single_day=True),
+                            Context(single_day=True, sketches=has_sketches(conn)),
                         )
                     else:
                         from sluice.etl.cleanup import cleanup
@@ -149,6 +149,11 @@ def _tune(conn: psycopg.Connection, settings: Settings) -> None:
                   set_config('synchronous_commit', 'off', true)""",
         {"mem": settings.etl_work_mem},
     )
+
+
+def has_sketches(conn: psycopg.Connection) -> bool:
+    """The database has postgresql-hll and the cast to bytea that migration 0013 adds with it."""
+    return bool(_scalar(conn, SKETCHES_AVAILABLE))
 
 
 def _current_run(conn: psycopg.Connection) -> str:
@@ -206,17 +211,18 @@ def _run_batch(
     result.watermark_from, result.watermark_to = low, high
     params = parameters(settings, watermark_from=low, watermark_to=high)
     load = _rebuild if rebuild else _run_all_jobs
+    sketches = has_sketches(conn)
     # First without the duplicate event_id checks: the event log's ids are unique but for rows
     # loaded around the collector, and stg_events' primary key (re-created after a rebuild's load)
     # fails on a duplicate. Then the savepoint undoes the attempt and the run goes again with them.
     rows_written = dict(result.rows_written)
     try:
         with conn.transaction():
-            load(conn, params, result, Context(rebuild=rebuild, assume_unique_ids=True))
+            load(conn, params, result, Context(rebuild=rebuild, assume_unique_ids=True, sketches=sketches))
     except errors.UniqueViolation:
         result.rows_written = rows_written
         result.step_seconds[RETRIED_WITH_ID_CHECK] = round(sum(result.step_seconds.values()), 3)
-        load(conn, params, result, Context(rebuild=rebuild))
+        load(conn, params, result, Context(rebuild=rebuild, sketches=sketches))
 
     by_type = conn.execute("select event_type, count(*) from batch_events group by event_type").fetchall()
     result.events_by_type = {str(kind): int(n) for kind, n in by_type}

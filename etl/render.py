@@ -32,6 +32,8 @@ class Context:
     rebuild: bool = False  # the batch is the whole log, loaded into emptied tables
     # a run's first attempt: no duplicate event_id check, stg_events' primary key proves it
     assume_unique_ids: bool = False
+    # the database has postgresql-hll (migration 0013): the sketch jobs fill the visitor sketches
+    sketches: bool = False
 
 
 def _source(name: str) -> str | None:

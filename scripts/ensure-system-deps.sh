@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs (Debian packages) and starts what the test suite needs outside Python: a running
-# PostgreSQL server and psql (`sluice psql`), nginx, Chromium with its driver, Node.js for the
-# tracker's unit tests with npx for its minifier, and iproute2 (`ip netns`) for the end-to-end
-# tests' network namespace.
+# PostgreSQL server with the hll extension (the reports' visitor sketches) and psql (`sluice psql`),
+# nginx, Chromium with its driver, Node.js for the tracker's unit tests with npx for its minifier,
+# and iproute2 (`ip netns`) for the end-to-end tests' network namespace.
 # Idempotent and quiet when everything is already there; never prompts (CI has no stdin).
 set -euo pipefail
 
@@ -25,6 +25,19 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq </dev/null
   apt-get install -y -qq --no-install-recommends "${need[@]}" </dev/null >/dev/null
+fi
+
+# postgresql-hll for the server's version: the reports' distinct visitors from sketches (README
+# "Reports API"; Sluice works without it, counting exactly). Known only once PostgreSQL is installed.
+pg_version=$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -n 1)
+if [ -n "$pg_version" ] && [ ! -f "/usr/share/postgresql/$pg_version/extension/hll.control" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "ensure-system-deps: missing postgresql-$pg_version-hll; run as root or install it with apt-get" >&2
+    exit 1
+  fi
+  echo "ensure-system-deps: installing postgresql-$pg_version-hll" >&2
+  apt-get update -qq </dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "postgresql-$pg_version-hll" </dev/null >/dev/null
 fi
 
 # A PostgreSQL server on PGHOST:PGPORT (default 127.0.0.1:5432). pytest-postgresql can also start

@@ -1,4 +1,4 @@
-"""The serving process: the collector's routes and the ETL's control routes side by side.
+"""The serving process: the collector's routes, the ETL's control routes and the reports side by side.
 
 The two never call each other; they meet only in the database schema. This module only composes
 them, opening the shared resources (the connection pool) in the lifespan.
@@ -20,6 +20,8 @@ from sluice.collector import app as collector
 from sluice.db import async_pool
 from sluice.etl import api as etl
 from sluice.http import EXCEPTION_HANDLERS
+from sluice.reports import dashboard
+from sluice.reports import routes as reports
 from sluice.routing import RawRoutesFirst
 from sluice.settings import Settings
 
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             state["pool"] = pool
             await stack.enter_async_context(collector.lifespan(settings, state))
             await stack.enter_async_context(etl.lifespan(settings, state))
+            await stack.enter_async_context(reports.lifespan(settings, state))
             # What start-up made lives as long as the process: out of the collector's way, so that
             # each full collection does not walk every module and class again (a visible share of
             # the CPU per event under load: bench/README.md).
@@ -50,7 +53,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             gc.freeze()
             yield state
 
-    routes = [*collector.routes(settings), *etl.routes(settings)]
+    routes = [
+        *collector.routes(settings),
+        *etl.routes(settings),
+        *reports.routes(settings),
+        *dashboard.routes(settings),
+    ]
     # The raw ASGI routes (POST /collect) are dispatched from this same list before Starlette's layers.
     middleware = [Middleware(RawRoutesFirst, routes=routes)]
     return Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

@@ -8,6 +8,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from sluice.settings import Settings
 
+# Whether the database can keep visitor sketches (migration 0013): postgresql-hll is installed in it,
+# with the cast to bytea that the migration adds. The ETL fills them, the reports union them.
+SKETCHES_AVAILABLE = """select to_regtype('hll') is not null and exists (
+    select from pg_cast where castsource = to_regtype('hll') and casttarget = 'bytea'::regtype)"""
+
 
 def conninfo(settings: Settings, application_name: str = "sluice") -> str:
     """The DSN with `search_path` set, so SQL files use unqualified table names."""

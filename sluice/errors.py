@@ -24,12 +24,22 @@ CODES: dict[str, ErrorCode] = {
     "wrong_type": ErrorCode(400, "a known field has the wrong JSON type"),
     "bad_parameter": ErrorCode(400, "a query or path parameter does not parse (not an integer, not a date)"),
     "unauthorized": ErrorCode(401, "the bearer token is missing or wrong"),
-    "forbidden": ErrorCode(403, "the operator and control endpoints are disabled: the app was given no admin token"),
+    "forbidden": ErrorCode(
+        403,
+        "the operator and control endpoints are disabled: the app was given no admin token"
+        " (the reports: neither an admin nor a read token)",
+    ),
     "forbidden_network": ErrorCode(403, "nginx: `/etl/` and `/events/` answer loopback and private networks only"),
     "not_found": ErrorCode(404, "no such path"),
+    "unknown_site": ErrorCode(404, "the reports: Sluice has no data of that site"),
+    "unknown_short_code": ErrorCode(404, "`/analytics/stats`: no clicks with that short code (in that site)"),
+    "unknown_user": ErrorCode(404, "`/analytics/user`: no events of that user or visitor"),
     "method_not_allowed": ErrorCode(405, "the path exists, but not for this method (`Allow` lists those it takes)"),
     "already_running": ErrorCode(409, "an ETL run is in progress"),
     "already_exists": ErrorCode(409, "a short link's code is taken already"),
+    "ambiguous_short_code": ErrorCode(
+        409, "`/analytics/stats`: the short code has clicks in several sites; add `site=`"
+    ),
     "body_too_large": ErrorCode(413, "the body exceeds 1 MiB, after decompression (nginx refuses it before)"),
     "too_many_events": ErrorCode(413, "a batch of more than 500 events"),
     "event_too_large": ErrorCode(413, "an event over 64 KiB (as re-serialised JSON)"),

@@ -79,6 +79,9 @@ class Settings:
     daily_retention_days: int = 730
     etl_work_mem: str = "256MB"  # PostgreSQL work_mem inside ETL runs: sessionization sorts in memory
 
+    # Reports.
+    read_token: str = ""  # bearer token of the reports API and the dashboard (the admin token works too)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -91,7 +94,9 @@ class Settings:
         work_mem = env.get("SLUICE_ETL_WORK_MEM", "256MB").strip()
         if not re.fullmatch(r"\d+(kB|MB|GB)", work_mem):
             raise ConfigError(f"SLUICE_ETL_WORK_MEM={work_mem!r} must be a size like '64MB' or '1GB'")
-        admin_token = env.get("SLUICE_ADMIN_TOKEN", "")
+        admin_token, read_token = env.get("SLUICE_ADMIN_TOKEN", ""), env.get("SLUICE_READ_TOKEN", "")
+        if read_token and read_token == admin_token:
+            raise ConfigError("SLUICE_READ_TOKEN must differ from SLUICE_ADMIN_TOKEN: it would reach the controls")
         ingest_tokens = _list(env, "SLUICE_INGEST_TOKENS", "")
         if admin_token and admin_token in ingest_tokens:
             # a host app holds its ingest token; the admin token would give it the whole log
@@ -122,4 +127,5 @@ class Settings:
             retention_days=_int(env, "SLUICE_RETENTION_DAYS", 90, minimum=1),
             daily_retention_days=_int(env, "SLUICE_DAILY_RETENTION_DAYS", 730, minimum=1),
             etl_work_mem=work_mem,
+            read_token=read_token,
         )

@@ -20,7 +20,8 @@ def request(at_: str, route: str, status: Any, duration: Any, **fields: Any) -> 
 def hourly(db: psycopg.Connection) -> list[tuple[Any, ...]]:
     return db.execute(
         """select site_id, to_char(hour at time zone 'UTC', 'HH24:MI'), event_type, route, count, error_count,
-                  success_rate, avg_duration_ms, min_duration_ms, max_duration_ms, p50_duration_ms, p95_duration_ms
+                  success_rate, timed_count, avg_duration_ms, min_duration_ms, max_duration_ms, p50_duration_ms,
+                  p95_duration_ms
            from hourly_event_stats order by 2, 3, 4"""
     ).fetchall()
 
@@ -50,11 +51,11 @@ def test_hourly_event_stats_and_user_stats_count_every_event(db: psycopg.Connect
     )
     pipeline.run(settings)
     assert hourly(db) == [
-        ("s1", "10:00", "custom", "", 1, 1, Decimal("0.0000"), 7.0, 7.0, 7.0, 7.0, 7.0),
-        ("s1", "10:00", "pageview", "", 1, 0, Decimal("1.0000"), None, None, None, None, None),
-        ("s1", "10:00", "request", "/health", 1, 0, Decimal("1.0000"), None, None, None, None, None),
-        ("s1", "10:00", "request", "/users/{id}", 4, 2, Decimal("0.5000"), 25.0, 10.0, 40.0, 25.0, 38.5),
-        ("s1", "11:00", "request", "/x", 1, 0, Decimal("1.0000"), None, None, None, None, None),
+        ("s1", "10:00", "custom", "", 1, 1, Decimal("0.0000"), 1, 7.0, 7.0, 7.0, 7.0, 7.0),
+        ("s1", "10:00", "pageview", "", 1, 0, Decimal("1.0000"), 0, None, None, None, None, None),
+        ("s1", "10:00", "request", "/health", 1, 0, Decimal("1.0000"), 0, None, None, None, None, None),
+        ("s1", "10:00", "request", "/users/{id}", 4, 2, Decimal("0.5000"), 4, 25.0, 10.0, 40.0, 25.0, 38.5),
+        ("s1", "11:00", "request", "/x", 1, 0, Decimal("1.0000"), 0, None, None, None, None, None),
     ]
     assert users(db) == [
         ("u1", True, "10:00", "10:10", 2, {"request": 2}, 1, 0, 1, 20.0),
@@ -73,6 +74,7 @@ def test_hourly_event_stats_and_user_stats_count_every_event(db: psycopg.Connect
         5,
         2,
         Decimal("0.6000"),
+        5,
         30.0,
         10.0,
         50.0,

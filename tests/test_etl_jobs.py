@@ -29,6 +29,10 @@ RUNS = {
     "rebuild": (JOBS, Context(rebuild=True)),
     "rebuild, first attempt": (JOBS, Context(rebuild=True, assume_unique_ids=True)),
     "daily": (SINGLE_DAY_JOBS, Context(single_day=True)),
+    # with postgresql-hll: the visitor sketch jobs render their statements
+    "incremental, sketches": (JOBS, Context(sketches=True)),
+    "rebuild, sketches": (JOBS, Context(rebuild=True, sketches=True)),
+    "daily, sketches": (SINGLE_DAY_JOBS, Context(single_day=True, sketches=True)),
 }
 
 _CREATE_TEMP = re.compile(r"\bcreate\s+temp(?:orary)?\s+table\s+(\w+)", re.IGNORECASE)
@@ -67,6 +71,8 @@ def test_the_schema_holds_every_declared_table_and_no_table_without_a_job(db: ps
         "hourly_event_stats": "timestamp with time zone",
         "daily_metrics": "date",
         "daily_breakdown": "date",
+        "daily_visitor_sketches": "date",
+        "daily_breakdown_sketches": "date",
     }
 
 
@@ -116,7 +122,7 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         ],
     )
     first = pipeline.run(settings)
-    # daily_breakdown: 7 session dimensions and 2 paths
+    # daily_breakdown (and its sketches): 11 session dimensions and 2 paths
     assert first.rows_written == {
         "user_agents": 1,
         "sessions": 1,
@@ -126,7 +132,9 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "clicks": 1,
         "hourly_click_counts": 1,
         "daily_metrics": 1,
-        "daily_breakdown": 9,
+        "daily_breakdown": 13,
+        "daily_visitor_sketches": 1,
+        "daily_breakdown_sketches": 13,
     }
     # a late event starts the session earlier: its key changes, so do its three events' rows
     insert(db, [event(at_="2026-03-01 09:50", received="2026-03-01 10:10", url="https://ex.com/c")])
@@ -140,7 +148,11 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "clicks": 1,  # its click rewritten
         "hourly_click_counts": 0,  # the same click in the same hour: no change
         "daily_metrics": 1,
-        "daily_breakdown": 8,  # 7 dimensions one pageview up, and the new path
+        # 10 dimensions one pageview up, entry_path's /a row emptied (then deleted) and its /c row
+        # inserted, and the new path
+        "daily_breakdown": 13,
+        "daily_visitor_sketches": 1,  # the touched day's sketches, recomputed
+        "daily_breakdown_sketches": 14,
     }
     assert rows(db, "select count(*) as n from stg_events") == [{"n": 4}]
 

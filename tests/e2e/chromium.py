@@ -5,6 +5,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
+
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from .harness import fetch, free_port, wait_until
 from .netns import Namespace
@@ -41,3 +44,10 @@ def chromedriver_in(ns: Namespace, directory: Path) -> tuple[subprocess.Popen[by
 
     wait_until(up, "chromedriver to answer")
     return proc, url
+
+
+def browser_log(driver: WebDriver) -> list[dict[str, Any]]:
+    """The console's entries since the last call (`goog:loggingPrefs` must ask for them): each with
+    `level` (SEVERE for errors, failed loads included), `message`, `source`."""
+    entries: list[dict[str, Any]] = driver.execute("getLog", {"type": "browser"})["value"]
+    return entries

@@ -23,6 +23,7 @@ from .nginx_conf import Nginx, nginx
 from .sluice_server import Sluice, sluice_serve
 
 ADMIN_TOKEN = "e2e-admin-token"
+READ_TOKEN = "e2e-read-token"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -50,6 +51,7 @@ def sluice_env(settings: Settings) -> dict[str, str]:
         "SLUICE_SCHEMA": settings.schema,
         "SLUICE_ETL_SCHEDULE": "off",  # the test runs the ETL itself, when it has what it needs
         "SLUICE_ADMIN_TOKEN": ADMIN_TOKEN,
+        "SLUICE_READ_TOKEN": READ_TOKEN,
     }
 
 
@@ -108,6 +110,8 @@ def browser(
         f"--host-resolver-rules=MAP *.test {netns.host_ip}",
     ]:
         options.add_argument(flag)
+    # The page's console (errors included), read with `browser_log(driver)`.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     mark = request.node.get_closest_marker("chromium_prefs")
     if mark:
         options.add_experimental_option("prefs", mark.args[0])

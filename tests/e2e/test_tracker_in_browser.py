@@ -20,7 +20,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from sluice.collector.client_ip import ip_hash
 
 from .conftest import ADMIN_TOKEN
-from .harness import fetch, free_port, static_site, wait_until
+from .harness import free_port, run_etl_until_caught_up, static_site, wait_until
 from .netns import Namespace
 from .nginx_conf import Nginx, nginx
 from .sluice_server import sluice_serve
@@ -82,22 +82,6 @@ def records(db: psycopg.Connection, query: str, *params: Any) -> list[dict[str, 
         return cur.execute(query, params).fetchall()
 
 
-def run_etl_until_caught_up(front: Nginx) -> None:
-    """POST /etl/run-sync until no event is left unprocessed. One run is not always enough: a run
-    takes the events below its snapshot's xmin (README, "unprocessed" events), which any open
-    transaction on the server holds back, another suite's on the same server included."""
-    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-    def caught_up() -> bool:
-        run = fetch("POST", f"{front.url()}/etl/run-sync", headers=auth)
-        assert run.status == 200, run.body
-        status = fetch("GET", f"{front.url()}/etl/status", headers=auth)
-        assert status.status == 200, status.body
-        return bool(status.json()["unprocessed_total"] == 0)
-
-    wait_until(caught_up, "the ETL to process every event", timeout_s=60, interval_s=0.5)
-
-
 def test_a_visit_lands_in_the_tables(
     browser: WebDriver, shop: str, front: Nginx, netns: Namespace, db: psycopg.Connection, person_user_agent: str
 ) -> None:
@@ -152,7 +136,7 @@ def test_a_visit_lands_in_the_tables(
     visitor_id, session_id = events[0][4], events[0][5]
 
     # The ETL, run the way an operator would: through nginx, from loopback, with the token.
-    run_etl_until_caught_up(front)
+    run_etl_until_caught_up(front.url(), ADMIN_TOKEN)
 
     sessions = records(
         db,
@@ -229,7 +213,7 @@ def test_a_cookieless_visit_is_one_session_by_the_servers_daily_key(
     wait_until(lambda: rows(db, "select count(*) from events")[0][0] >= 5, "the visit's events", timeout_s=20)
     # No client ids: the visitor is the server's hash of the day's IP hash and the user agent.
     assert rows(db, "select count(*) from events where visitor_id is not null or session_id is not null") == [(0,)]
-    run_etl_until_caught_up(front)
+    run_etl_until_caught_up(front.url(), ADMIN_TOKEN)
     assert records(
         db,
         """select is_client_session, pageview_count, event_count, entry_path, exit_path

@@ -1,0 +1,581 @@
+"""The reports' questions, answered from the ETL's tables: one async function per report, shared by
+the API (reports/api.py) and the dashboard page.
+
+Each takes an open `psycopg.AsyncConnection` (autocommit, search_path set: a connection of the app's
+pool), the site, a `Period` (reports/periods.py) and, where it applies, one `Filter`, and returns
+plain dicts and lists ready for JSON. They never write.
+
+Where the numbers come from:
+- unfiltered, whole-day periods: `daily_metrics` and `daily_breakdown`, one index range each; the
+  distinct visitors of several days from the union of the rows' visitor sketches (postgresql-hll,
+  migration 0013), or, in a database without the extension, counted exactly from `sessions`;
+- filtered, or the `24h` period (not whole days), or hourly points: `sessions` (exact);
+- `target_domain` and `short_code`: `hourly_click_counts` for the clicks, `clicks` for their visitors;
+- realtime: the raw log's last minutes (the ETL has not seen them yet).
+Bots are left out everywhere, as in the daily tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+
+from sluice.db import SKETCHES_AVAILABLE
+from sluice.reports.periods import Interval, Period
+
+# Session dimensions: a session's value, from its first event (exit_path: its last).
+SESSION_DIMENSIONS = (
+    "entry_path",
+    "exit_path",
+    "referrer_domain",
+    "channel",
+    "country",
+    "device_type",
+    "browser",
+    "os",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+)
+CLICK_DIMENSIONS = ("target_domain", "short_code")
+DIMENSIONS = ("path", *SESSION_DIMENSIONS, *CLICK_DIMENSIONS)
+FILTER_DIMENSIONS = SESSION_DIMENSIONS
+NONE_VALUE = "(none)"  # a session without a value for the dimension, as in daily_breakdown
+
+MAX_HOURLY_DAYS = 31
+METRICS = ("pageviews", "visitors", "sessions", "events", "bounce_rate", "avg_session_duration_s")
+DEFAULT_METRICS = ("pageviews", "visitors", "sessions")
+ORDERS = ("pageviews", "visitors", "sessions")
+CLICK_ORDERS = ("clicks", "visitors")
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Filter:
+    """`filter=DIMENSION:VALUE`: only the sessions whose DIMENSION is VALUE ('(none)': has none)."""
+
+    dimension: str
+    value: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"dimension": self.dimension, "value": self.value}
+
+
+# per connection: a pooled connection asks once in its life
+_sketch_support: WeakKeyDictionary[AsyncConnection[Any], bool] = WeakKeyDictionary()
+
+
+async def uses_sketches(conn: AsyncConnection[Any]) -> bool:
+    """Whether this database keeps visitor sketches (postgresql-hll, migration 0013)."""
+    if conn not in _sketch_support:
+        cursor = await conn.execute(SKETCHES_AVAILABLE)
+        row = await cursor.fetchone()
+        _sketch_support[conn] = bool(row and row[0])
+    return _sketch_support[conn]
+
+
+async def _all(conn: AsyncConnection[Any], query: sql.Composed | sql.SQL | str, params: dict[str, Any]) -> list[Row]:
+    cursor = conn.cursor(row_factory=dict_row)
+    await cursor.execute(query, params)
+    return await cursor.fetchall()
+
+
+async def _one(conn: AsyncConnection[Any], query: sql.Composed | sql.SQL | str, params: dict[str, Any]) -> Row:
+    found = await _all(conn, query, params)
+    assert len(found) == 1
+    return found[0]
+
+
+def _session_filter(filter_: Filter | None, alias: str = "s") -> sql.Composable:
+    """`and <alias>.<dimension> = %(filter_value)s` (or `is null` for '(none)'), or nothing."""
+    if filter_ is None:
+        return sql.SQL("")
+    column = sql.Identifier(alias, filter_.dimension)
+    if filter_.value == NONE_VALUE:
+        return sql.SQL("and {} is null").format(column)
+    return sql.SQL("and {} = %(filter_value)s").format(column)
+
+
+def _params(site: str, period: Period, filter_: Filter | None, **extra: Any) -> dict[str, Any]:
+    params = {
+        "site": site,
+        "first": period.first_day,
+        "last": period.last_day,
+        "start": period.start,
+        "end": period.end,
+    }
+    if filter_ is not None:
+        params["filter_value"] = filter_.value
+    return {**params, **extra}
+
+
+# The sessions of the period (`sessions as s`), non-bot: the exact source of every report.
+_IN_PERIOD = """
+    where s.site_id = %(site)s
+      and s.started_on >= %(first)s and s.started_on <= %(last)s
+      and s.started_at >= %(start)s and s.started_at < %(end)s
+      and not s.is_bot
+"""
+
+# Visitors of several days: the union of the days' sketches (a `sketched` row joined to the sums);
+# over a single day, the row's exact count.
+_DAY_ROWS = "count(*) as day_rows, sum(visitors)::bigint as day_visitors"
+_VISITORS = "(case when s.day_rows = 1 then s.day_visitors else coalesce(k.visitors, 0) end)"
+_UNION = "round(hll_cardinality(hll_union_agg(visitor_sketch::hll)))::bigint"
+
+_RATES = """round(bounces::numeric / nullif(sessions, 0), 4) as bounce_rate,
+       round(total_duration_s::numeric / nullif(sessions, 0), 1) as avg_session_duration_s"""
+
+
+async def _from_daily_tables(conn: AsyncConnection[Any], period: Period, filter_: Filter | None) -> bool:
+    return filter_ is None and period.whole_days and await uses_sketches(conn)
+
+
+async def totals(conn: AsyncConnection[Any], site: str, period: Period, filter_: Filter | None = None) -> Row:
+    """pageviews, visitors, sessions, bounce_rate, avg_session_duration_s and events of the period."""
+    if await _from_daily_tables(conn, period, filter_):
+        query: sql.Composed | sql.SQL = sql.SQL(
+            f"""
+            with s as (
+                select coalesce(sum(pageviews), 0)::bigint as pageviews,
+                       coalesce(sum(sessions), 0)::bigint as sessions, coalesce(sum(bounces), 0)::bigint as bounces,
+                       coalesce(sum(total_duration_s), 0)::bigint as total_duration_s,
+                       coalesce(sum(events), 0)::bigint as events, {_DAY_ROWS}
+                from daily_metrics
+                where site_id = %(site)s and day >= %(first)s and day <= %(last)s
+            ),
+
+            k as (
+                select {_UNION} as visitors
+                from daily_visitor_sketches
+                where site_id = %(site)s and day >= %(first)s and day <= %(last)s
+            )
+
+            select pageviews, {_VISITORS} as visitors, sessions, {_RATES}, events from s cross join k
+            """
+        )
+    else:
+        query = sql.SQL(
+            f"""
+            with period_sessions as (
+                select coalesce(sum(s.pageview_count), 0)::bigint as pageviews,
+                       count(distinct s.visitor_key) as visitors, count(*) as sessions,
+                       count(*) filter (where s.is_bounce) as bounces,
+                       coalesce(sum(s.duration_s), 0)::bigint as total_duration_s,
+                       coalesce(sum(s.event_count), 0)::bigint as events
+                from sessions as s
+                {_IN_PERIOD} {{filter}}
+            )
+            select pageviews, visitors, sessions, {_RATES}, events from period_sessions
+            """
+        ).format(filter=_session_filter(filter_))
+    row = await _one(conn, query, _params(site, period, filter_))
+    return {name: _number(value) for name, value in row.items()}
+
+
+def _number(value: Any) -> Any:
+    """numeric -> float (rates, averages); counts stay int."""
+    return value if value is None or isinstance(value, int) else float(value)
+
+
+def _change(current: Any, previous: Any) -> float | None:
+    if current is None or not previous:
+        return None
+    return round(float(current - previous) / float(previous), 4)
+
+
+async def summary(conn: AsyncConnection[Any], site: str, period: Period, filter_: Filter | None = None) -> Row:
+    """The period's totals, the previous period's (of equal length, just before), and the relative
+    change of each ((current - previous) / previous; null when the previous is 0 or null)."""
+    before = period.previous()
+    current = await totals(conn, site, period, filter_)
+    previous = await totals(conn, site, before, filter_)
+    return {
+        "site": site,
+        "period": period.as_dict(),
+        "filter": filter_.as_dict() if filter_ else None,
+        **current,
+        "previous": {"period": before.as_dict(), **previous},
+        "change": {name: _change(current[name], previous[name]) for name in current},
+    }
+
+
+def buckets(period: Period, interval: Interval) -> list[date | datetime]:
+    """The start of every point of the period: hours (UTC), days, ISO weeks (Mondays) or months;
+    the first week or month starts with the period."""
+    if interval == "hour":
+        hours = int((period.end - period.start) / timedelta(hours=1))
+        return [period.start + timedelta(hours=i) for i in range(hours)]
+    starts: list[date | datetime] = []
+    day = period.first_day
+    while day <= period.last_day:
+        starts.append(day)
+        if interval == "day":
+            day += timedelta(days=1)
+        elif interval == "week":
+            day += timedelta(days=7 - day.weekday())
+        else:
+            day = (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+    return starts
+
+
+async def timeseries(
+    conn: AsyncConnection[Any],
+    site: str,
+    period: Period,
+    interval: Interval | None = None,
+    metrics: tuple[str, ...] = DEFAULT_METRICS,
+    filter_: Filter | None = None,
+) -> Row:
+    """One point per interval of the period, with the metrics asked for; zeros where there is no data
+    (rates: null). Visitors are distinct within each point. Interval: the period's default."""
+    interval = interval or period.default_interval()
+    params = _params(site, period, filter_, unit=interval)
+    if interval != "hour" and await _from_daily_tables(conn, period, filter_):
+        start_of = "greatest(date_trunc(%(unit)s, day::timestamp)::date, %(first)s)"
+        in_range = "site_id = %(site)s and day >= %(first)s and day <= %(last)s"
+        # (days: each row's exact count, no sketches read)
+        sketches = "where false" if interval == "day" else f"where {in_range}"
+        query: sql.Composed | sql.SQL = sql.SQL(
+            f"""
+            with s as (
+                select {start_of} as start,
+                       sum(pageviews)::bigint as pageviews, sum(sessions)::bigint as sessions,
+                       sum(bounces)::bigint as bounces, sum(total_duration_s)::bigint as total_duration_s,
+                       sum(events)::bigint as events, {_DAY_ROWS}
+                from daily_metrics
+                where {in_range}
+                group by 1
+            ),
+
+            k as (
+                select {start_of} as start, {_UNION} as visitors
+                from daily_visitor_sketches
+                {sketches}
+                group by 1
+            )
+
+            select s.start, pageviews, {_VISITORS} as visitors, sessions, {_RATES}, events
+            from s left join k on k.start = s.start
+            """
+        )
+    else:
+        start = (
+            "date_trunc('hour', s.started_at, 'UTC')"
+            if interval == "hour"
+            else "greatest(date_trunc(%(unit)s, s.started_on::timestamp)::date, %(first)s)"
+        )
+        query = sql.SQL(
+            f"""
+            with points as (
+                select {start} as start,
+                       sum(s.pageview_count)::bigint as pageviews, count(distinct s.visitor_key) as visitors,
+                       count(*) as sessions, count(*) filter (where s.is_bounce) as bounces,
+                       sum(s.duration_s)::bigint as total_duration_s, sum(s.event_count)::bigint as events
+                from sessions as s
+                {_IN_PERIOD} {{filter}}
+                group by 1
+            )
+            select start, pageviews, visitors, sessions, {_RATES}, events from points
+            """
+        ).format(filter=_session_filter(filter_))
+    found = {row["start"]: row for row in await _all(conn, query, params)}
+    points = []
+    for bucket in buckets(period, interval):
+        row = found.get(bucket, {})
+        point: Row = {"start": bucket.isoformat()}
+        for name in metrics:
+            default = None if name in ("bounce_rate", "avg_session_duration_s") else 0
+            point[name] = _number(row.get(name, default))
+        points.append(point)
+    return {
+        "site": site,
+        "period": period.as_dict(),
+        "filter": filter_.as_dict() if filter_ else None,
+        "interval": interval,
+        "metrics": list(metrics),
+        "points": points,
+    }
+
+
+async def breakdown(
+    conn: AsyncConnection[Any],
+    site: str,
+    period: Period,
+    dimension: str,
+    *,
+    limit: int = 10,
+    offset: int = 0,
+    order: str | None = None,
+    filter_: Filter | None = None,
+) -> Row:
+    """The values of `dimension` in the period, best first by `order`, each with its metrics and its
+    share of the period's total of that metric (for `path`: pageviews of the page; sessions and
+    visitors that viewed it, so shares of those add up to more than 1).
+
+    Session dimensions and `path` have pageviews, visitors and sessions (order by any, default
+    pageviews); `target_domain` and `short_code`, clicks and visitors (default clicks)."""
+    if dimension in CLICK_DIMENSIONS:
+        order = order or "clicks"
+        rows, total = await _click_rows(conn, site, period, dimension, filter_, order, limit + 1, offset)
+        metrics: tuple[str, ...] = CLICK_ORDERS
+    else:
+        order = order or "pageviews"
+        rows = await _value_rows(conn, site, period, dimension, filter_, order, limit + 1, offset)
+        total = (await totals(conn, site, period, filter_))[order]
+        metrics = ORDERS
+    return {
+        "site": site,
+        "period": period.as_dict(),
+        "filter": filter_.as_dict() if filter_ else None,
+        "dimension": dimension,
+        "order": order,
+        "limit": limit,
+        "offset": offset,
+        "more": len(rows) > limit,
+        "total": {order: total},
+        "rows": [
+            {
+                "value": row["value"],
+                **{name: row[name] for name in metrics},
+                "share": round(row[order] / total, 4) if total else None,
+            }
+            for row in rows[:limit]
+        ],
+    }
+
+
+async def _value_rows(
+    conn: AsyncConnection[Any],
+    site: str,
+    period: Period,
+    dimension: str,
+    filter_: Filter | None,
+    order: str,
+    limit: int,
+    offset: int,
+) -> list[Row]:
+    params = _params(site, period, filter_, dimension=dimension, limit=limit, offset=offset)
+    ordering = sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order))
+    in_range = "site_id = %(site)s and dimension = %(dimension)s and day >= %(first)s and day <= %(last)s"
+    if await _from_daily_tables(conn, period, filter_):
+        # Ranked by visitors, every value's sketches are unioned; else the values are ranked by their
+        # sums first and only the page's values' sketches are read.
+        page = "" if order == "visitors" else "{ordering}"
+        sketched = "" if order == "visitors" else "and value in (select value from s)"
+        query: sql.Composed | sql.SQL = sql.SQL(
+            f"""
+            with s as (
+                select value, sum(pageviews)::bigint as pageviews, sum(sessions)::bigint as sessions, {_DAY_ROWS}
+                from daily_breakdown
+                where {in_range}
+                group by value
+                {page}
+            ),
+
+            k as (
+                select value, {_UNION} as visitors
+                from daily_breakdown_sketches
+                where {in_range} {sketched}
+                group by value
+            ),
+
+            final as (
+                select s.value, pageviews, {_VISITORS} as visitors, sessions
+                from s left join k on k.value = s.value
+            )
+
+            select * from final
+            {{final_ordering}}
+            """
+        ).format(
+            ordering=ordering,
+            final_ordering=ordering
+            if order == "visitors"
+            else sql.SQL("order by {} desc, value").format(sql.Identifier(order)),
+        )
+    elif dimension == "path":
+        query = sql.SQL(
+            f"""
+            select p.key as value, sum(p.value::bigint)::bigint as pageviews, count(distinct s.visitor_key) as visitors,
+                   count(*) as sessions
+            from sessions as s
+            cross join lateral jsonb_each_text(s.path_pageviews) as p
+            {_IN_PERIOD} {{filter}}
+            group by p.key
+            {{ordering}}
+            """
+        ).format(filter=_session_filter(filter_), ordering=ordering)
+    else:
+        query = sql.SQL(
+            f"""
+            select coalesce({{column}}, '{NONE_VALUE}') as value, sum(s.pageview_count)::bigint as pageviews,
+                   count(distinct s.visitor_key) as visitors, count(*) as sessions
+            from sessions as s
+            {_IN_PERIOD} {{filter}}
+            group by 1
+            {{ordering}}
+            """
+        ).format(column=sql.Identifier("s", dimension), filter=_session_filter(filter_), ordering=ordering)
+    return await _all(conn, query, params)
+
+
+async def _click_rows(
+    conn: AsyncConnection[Any],
+    site: str,
+    period: Period,
+    dimension: str,
+    filter_: Filter | None,
+    order: str,
+    limit: int,
+    offset: int,
+) -> tuple[list[Row], int]:
+    """Clicks and distinct clicking visitors per target domain or short code (exact, from `clicks`,
+    whose (site_id, occurred_at) index holds the period's clicks), and the total of `order`."""
+    params = _params(site, period, filter_, limit=limit, offset=offset)
+    join = (
+        sql.SQL("inner join sessions as s on s.site_id = c.site_id and s.session_key = c.session_key")
+        if filter_
+        else sql.SQL("")
+    )
+    query = sql.SQL(
+        f"""
+        with period_clicks as (
+            select coalesce(c.{{column}}, '{NONE_VALUE}') as value, c.visitor_key
+            from clicks as c
+            {{join}}
+            where c.site_id = %(site)s and c.occurred_at >= %(start)s and c.occurred_at < %(end)s and not c.is_bot
+              {{filter}}
+        ),
+
+        by_value as (
+            select value, count(*) as clicks, count(distinct visitor_key) as visitors
+            from period_clicks
+            group by value
+        ),
+
+        total as (
+            select count(*) as clicks, count(distinct visitor_key) as visitors from period_clicks
+        ),
+
+        page as (
+            select * from by_value
+            {{ordering}}
+        )
+
+        -- (one row even when the page is empty: it carries the total)
+        select p.value, p.clicks, p.visitors, t.{{order}} as total
+        from total as t
+        left join page as p on true
+        order by p.{{order}} desc, p.value
+        """
+    ).format(
+        column=sql.Identifier(dimension),
+        join=join,
+        filter=_session_filter(filter_),
+        order=sql.Identifier(order),
+        ordering=sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order)),
+    )
+    rows = await _all(conn, query, params)
+    return [r for r in rows if r["value"] is not None], int(rows[0]["total"])
+
+
+async def realtime(
+    conn: AsyncConnection[Any],
+    site: str,
+    now: datetime | None = None,
+    *,
+    minutes: int = 5,
+    top: int = 10,
+    max_future_skew_s: int = 60,
+) -> Row:
+    """Visitors, pageviews and events of the last `minutes` (by occurred_at) from the raw log, and
+    the top pages by visitors. Bots (a known bot user agent, or none) are left out; the visitor is
+    the ETL's (visitorId, else the day's IP hash with the user agent)."""
+    until = now or datetime.now(UTC)
+    since = until - timedelta(minutes=minutes)
+    params = {
+        "site": site,
+        "since": since,
+        "until": until,
+        # an event's occurred_at is at most the skew allowance after its received_at: the partitions
+        # of older arrivals cannot hold one of these minutes
+        "received_since": since - timedelta(seconds=max_future_skew_s),
+        "top": top,
+    }
+    query = """
+        with recent as (
+            select
+                e.event_type,
+                coalesce(
+                    nullif(e.visitor_id, ''), 'anon:' || coalesce(e.ip_hash, '') || '|' || e.user_agent
+                ) as visitor,
+                coalesce(nullif(e.payload ->> 'path', ''), url_path(e.payload ->> 'url')) as path
+            from events as e
+            left join user_agents as a on a.ua_hash = md5(e.user_agent)::uuid
+            where e.site_id = %(site)s
+              and e.occurred_at >= %(since)s and e.occurred_at <= %(until)s
+              and e.received_at >= %(received_since)s
+              and e.user_agent is not null
+              and not coalesce(a.is_bot, false)
+        ),
+
+        pages as (
+            select
+                path,
+                count(distinct visitor) as visitors,
+                count(*) filter (where event_type = 'pageview') as pageviews
+            from recent
+            where path is not null
+            group by path
+            order by visitors desc, pageviews desc, path
+            limit %(top)s
+        )
+
+        select
+            (select count(distinct visitor) from recent) as visitors,
+            (select count(*) from recent where event_type = 'pageview') as pageviews,
+            (select count(*) from recent) as events,
+            coalesce((select jsonb_agg(to_jsonb(pages)) from pages), '[]'::jsonb) as top_pages
+    """
+    row = await _one(conn, query, params)
+    top_pages = sorted(row["top_pages"], key=lambda p: (-p["visitors"], -p["pageviews"], p["path"]))
+    return {
+        "site": site,
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "visitors": row["visitors"],
+        "pageviews": row["pageviews"],
+        "events": row["events"],
+        "top_pages": [{"path": p["path"], "visitors": p["visitors"], "pageviews": p["pageviews"]} for p in top_pages],
+    }
+
+
+async def sites(conn: AsyncConnection[Any]) -> list[Row]:
+    """Every site with data in the daily tables: its first and last day."""
+    rows = await _all(
+        conn,
+        """select site_id as site, min(day) as first_day, max(day) as last_day
+           from daily_metrics group by site_id order by site_id""",
+        {},
+    )
+    return [
+        {"site": r["site"], "first_day": r["first_day"].isoformat(), "last_day": r["last_day"].isoformat()}
+        for r in rows
+    ]
+
+
+async def site_days(conn: AsyncConnection[Any], site: str) -> tuple[date, date] | None:
+    """The site's first and last day with data, or None for a site Sluice has no data of."""
+    row = await _one(
+        conn,
+        "select min(day) as first_day, max(day) as last_day from daily_metrics where site_id = %(site)s",
+        {"site": site},
+    )
+    return (row["first_day"], row["last_day"]) if row["first_day"] is not None else None

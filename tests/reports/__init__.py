@@ -1,0 +1,1 @@
+"""The reports: the API, the seeds' endpoints, access."""
