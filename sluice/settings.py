@@ -27,6 +27,13 @@ def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 0) -> in
     return value
 
 
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if raw not in ("", "0", "1", "off", "on", "false", "true", "no", "yes"):
+        raise ConfigError(f"{key}={raw!r} must be on or off (1/0, true/false, yes/no)")
+    return raw in ("1", "on", "true", "yes")
+
+
 def _list(env: Mapping[str, str], key: str, default: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(key, default).split(",") if item.strip())
 
@@ -68,6 +75,8 @@ class Settings:
     # User-Agent are believed
     ingest_tokens: tuple[str, ...] = ()
     link_prefix: str = "/l"  # short links: GET {link_prefix}/{short_code}
+    # refuse (unknown_site) the events of a site not registered with `sluice sites add`
+    require_known_sites: bool = False
 
     # ETL.
     etl_schedule: str = "60"  # seconds between runs, or "off"
@@ -113,6 +122,7 @@ class Settings:
             db_timeout_s=_int(env, "SLUICE_DB_TIMEOUT", 5, minimum=1),
             etl_schedule=schedule,
             ingest_tokens=ingest_tokens,
+            require_known_sites=_flag(env, "SLUICE_REQUIRE_KNOWN_SITES"),
             link_prefix=link_prefix,
             admin_token=admin_token,
             session_timeout_min=_int(env, "SLUICE_SESSION_TIMEOUT_MINUTES", 30, minimum=1),
