@@ -11,10 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sluice.collector import click_reports, links
+from sluice.collector import click_reports, links, sites_api
 from sluice.collector import routes as handlers
 from sluice.collector.client_ip import Countries, DailySalts, Origins
 from sluice.collector.cors import AllowedOrigins, CollectCORS
+from sluice.collector.dialects.http import dialect_routes
+from sluice.collector.sites import SiteDirectory
 from sluice.collector.spool import Spool
 from sluice.collector.writer import GroupCommitWriter
 from sluice.http import Handler, operators_only
@@ -43,6 +45,13 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/api/v1/sites/{site}/links", _operator(settings, links.api_add), methods=["POST"]),
         # a redirect service of its own reports its clicks (an ingest token: collector/sources.py)
         Route("/analytics/events/", click_reports.report_click, methods=["POST"]),
+        # Segment, RudderStack, PostHog, Plausible and Umami clients, unmodified
+        *dialect_routes(settings),
+        # sites and their write keys: for operators, like `sluice sites`
+        Route("/api/v1/sites", _operator(settings, sites_api.api_list), methods=["GET"]),
+        Route("/api/v1/sites", _operator(settings, sites_api.api_add), methods=["POST"]),
+        Route("/api/v1/sites/{site}", _operator(settings, sites_api.api_remove), methods=["DELETE"]),
+        Route("/api/v1/sites/{site}/write-key", _operator(settings, sites_api.api_rotate_key), methods=["POST"]),
     ]
 
 
@@ -64,7 +73,8 @@ async def lifespan(settings: Settings, state: dict[str, Any]) -> AsyncIterator[N
     countries = Countries(settings.geoip_db)
     await writer.start()
     origins = Origins(settings.trusted_proxies, DailySalts(pool, settings.db_timeout_s), countries)
-    state["collector"] = handlers.Collector(settings, pool, writer, origins, migrations)
+    directory = SiteDirectory(pool, settings.db_timeout_s)
+    state["collector"] = handlers.Collector(settings, pool, writer, origins, migrations, directory)
     state["links"] = table = links.LinkTable(pool, settings.db_timeout_s)
     try:
         async with links.running(table):  # ends first: the clicks in flight reach the writer

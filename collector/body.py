@@ -101,3 +101,16 @@ def _wbits(encoding: str, first: bytes) -> int:
     if len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0:
         return zlib.MAX_WBITS
     return -zlib.MAX_WBITS
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+async def gunzip(data: bytes, limit: int = MAX_BODY_BYTES) -> bytes:
+    """`data` decompressed, with the same cap as a gzip request body: for the clients that send a
+    gzip body without saying so (rudder-sdk-node's), or inside a form field (posthog-js)."""
+
+    async def one_chunk() -> AsyncIterator[bytes]:
+        yield data
+
+    return await _inflate("gzip", one_chunk(), limit)

@@ -7,26 +7,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg
 
 from sluice.collector import links
-from sluice.db import connect
+from sluice.db import command_connection
 from sluice.settings import Settings
 
 
-@contextmanager
-def _connection(settings: Settings) -> Iterator[psycopg.Connection]:
-    from sluice import embedded_pg
-
-    with (
-        embedded_pg.database_for(settings) as settings,
-        connect(settings, autocommit=True, application_name="sluice-links") as conn,
-    ):
-        yield conn
+def _connection(settings: Settings) -> AbstractContextManager[psycopg.Connection]:
+    return command_connection(settings, "sluice-links")
 
 
 def _show(link: links.Link, prefix: str) -> str:

@@ -11,11 +11,12 @@ import base64
 import contextlib
 import logging
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any, LiteralString
+from typing import Any, LiteralString, NamedTuple
 
 import orjson
 import psycopg
@@ -30,7 +31,8 @@ from sluice.collector.client_ip import Origins
 from sluice.collector.cors import AllowedOrigins, origin_of
 from sluice.collector.fault_log import FaultLog
 from sluice.collector.rejections import Rejection
-from sluice.collector.validate import Batch, parse_body, parse_sent_at, to_event
+from sluice.collector.sites import SiteDirectory
+from sluice.collector.validate import Batch, Event, parse_body, parse_sent_at, to_event
 from sluice.collector.writer import GroupCommitWriter, Sender, WriteFailed
 from sluice.http import JSONResponse, error_response
 from sluice.settings import Settings
@@ -69,6 +71,7 @@ class Collector:
     writer: GroupCommitWriter
     origins: Origins
     migrations: tuple[str, ...]  # the versions of the package's migrations, read once at start-up
+    sites: SiteDirectory
     faults: FaultLog = field(default_factory=lambda: FaultLog(log))  # the request path's repeated faults
 
     @cached_property  # read for every request
@@ -80,7 +83,7 @@ def _rejected(rejection: Rejection) -> Response:
     return JSONResponse({"status": "rejected", **rejection.as_json()}, rejection.status)
 
 
-def _unavailable(reason: str) -> Response:
+def unavailable(reason: str) -> Response:
     return error_response("database_unavailable", reason, headers={"Retry-After": "1"}, status="unavailable")
 
 
@@ -89,12 +92,12 @@ def _overloaded() -> Response:
     return error_response("overloaded", message, headers={"Retry-After": "1"}, status="unavailable")
 
 
-def _collector(scope: Scope) -> Collector:
+def collector_of(scope: Scope) -> Collector:
     collector: Collector = scope["state"]["collector"]  # request.state would wrap it per call
     return collector
 
 
-def _headers(scope: Scope) -> dict[str, str]:
+def request_headers(scope: Scope) -> dict[str, str]:
     """The request headers as a dict: one pass, where each `request.headers.get` scans them all."""
     headers: dict[str, str] = {}
     for raw_name, raw_value in scope["headers"]:
@@ -117,7 +120,7 @@ class CollectPost:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         received_at = datetime.now(UTC)
         cors = self.cors.headers_for(origin_of(scope))  # a POST is never a preflight
-        headers = _headers(scope)
+        headers = request_headers(scope)
         declared = headers.get("content-length", "")
         size = int(declared) if declared.isdigit() else _UNDECLARED_BYTES
         if _IN_FLIGHT.count >= MAX_IN_FLIGHT or (_IN_FLIGHT.count and _IN_FLIGHT.bytes + size > MAX_IN_FLIGHT_BYTES):
@@ -164,7 +167,7 @@ async def collect_get(request: Request) -> Response:
         batch = Batch([event], parse_sent_at(event.get("sentAt")), single=True)
     except Rejection as rejection:
         return _rejected(rejection)
-    response = await _ingest(request.scope, _headers(request.scope), batch, received_at, pixel=True)
+    response = await _ingest(request.scope, request_headers(request.scope), batch, received_at, pixel=True)
     assert isinstance(response, Response)
     return response
 
@@ -174,22 +177,53 @@ async def collect_options(request: Request) -> Response:
     return Response(status_code=204, headers={"Allow": "GET, HEAD, POST, OPTIONS"})
 
 
+class Accepted(NamedTuple):
+    """What `ingest` stored (committed) and what of the batch it turned away."""
+
+    event_ids: list[uuid.UUID]
+    rejected: list[Rejection]
+
+
 async def _ingest(
     scope: Scope, headers: dict[str, str], batch: Batch, received_at: datetime, *, pixel: bool
 ) -> Response | bytes:
     """The answer; for a POST's `202`, only its JSON body (`CollectPost` sends it)."""
-    collector = _collector(scope)
+    accepted = await ingest(scope, headers, batch, received_at)
+    if isinstance(accepted, Response):
+        return accepted
+    if pixel:
+        return Response(PIXEL, headers={"Cache-Control": "no-store"}, media_type="image/gif")
+    body = {"status": "accepted", "event_ids": accepted.event_ids, "received_at": received_at}
+    if accepted.rejected:
+        body["rejected"] = [r.as_json() for r in accepted.rejected]
+    return orjson.dumps(body)
+
+
+async def ingest(
+    scope: Scope, headers: dict[str, str], batch: Batch, received_at: datetime, *, server: bool | None = None
+) -> Accepted | Response:
+    """The one way in of every event, whatever endpoint or dialect it came by: validation, the
+    known-sites rule, who sent it (IP hash, country; an end user's for a server source), then the
+    group-commit writer. Accepted once committed; else the answer (a rejection, or a 503).
+
+    `server`: whether the request is a server-side source (collector/sources.py), whose events'
+    `context` names their end users. None: its Authorization header says (an ingest token); the
+    dialects' endpoints pass True for a request they authenticated by a site's write key, False
+    for a browser's."""
+    collector = collector_of(scope)
     skew = received_at - batch.sent_at if batch.sent_at is not None else _NO_SKEW
     believed_until = received_at + collector.max_future
     may_hold_nul = batch.may_hold_nul
-    try:  # a server source speaks for its end users (collector/sources.py)
-        server = sources.is_server_source(headers, collector.settings.ingest_tokens)
-    except sources.Unauthorized as unauthorized:
-        return unauthorized.response()
+    if server is None:
+        try:  # a server source speaks for its end users (collector/sources.py)
+            server = sources.is_server_source(headers, collector.settings.ingest_tokens)
+        except sources.Unauthorized as unauthorized:
+            return unauthorized.response()
     end_users = sources.take_contexts(batch.events, server)
 
     events = []
     users: list[sources.EndUser] = []
+    indexes: list[int] = []  # each event's place in the batch
     rejected: list[Rejection] = []
     for index, raw in enumerate(batch.events):
         try:
@@ -197,8 +231,15 @@ async def _ingest(
         except Rejection as rejection:
             rejected.append(rejection if batch.single else rejection.at(index))
         else:
+            indexes.append(index)
             if end_users is not None:
                 users.append(end_users[index])
+    if events and collector.settings.require_known_sites:
+        try:
+            events, users = await _of_known_sites(collector.sites, events, users, indexes, rejected, batch.single)
+        except psycopg.Error as exc:
+            log.error("collector: the sites could not be read: %s", exc)
+            return unavailable("the sites could not be read; nothing was kept, retry later")
     if not events:
         first = rejected[0]
         body = {"status": "rejected", **first.as_json()}
@@ -221,19 +262,40 @@ async def _ingest(
         # The writer has logged its failure; the salt lookup has not. Clients learn only to retry.
         if not isinstance(exc, WriteFailed):
             collector.faults.fault("salt unreadable", f"collector: the day's salt could not be read: {exc}")
-        return _unavailable("the events could not be stored; nothing was kept, retry later")
+        return unavailable("the events could not be stored; nothing was kept, retry later")
+    return Accepted([e.event_id for e in events], rejected)
 
-    if pixel:
-        return Response(PIXEL, headers={"Cache-Control": "no-store"}, media_type="image/gif")
-    body = {"status": "accepted", "event_ids": [e.event_id for e in events], "received_at": received_at}
-    if rejected:
-        body["rejected"] = [r.as_json() for r in rejected]
-    return orjson.dumps(body)
+
+async def _of_known_sites(
+    directory: SiteDirectory,
+    events: list[Event],
+    users: list[sources.EndUser],
+    indexes: list[int],
+    rejected: list[Rejection],
+    single: bool,
+) -> tuple[list[Event], list[sources.EndUser]]:
+    """SLUICE_REQUIRE_KNOWN_SITES: the events of registered sites; the others join `rejected`."""
+    named = {event.site_id for event in events}
+    known = await directory.known(named)
+    if known == named:
+        return events, users
+    kept, kept_users = [], []
+    for position, event in enumerate(events):
+        if event.site_id in known:
+            kept.append(event)
+            if users:
+                kept_users.append(users[position])
+            continue
+        message = f"site {event.site_id!r} is not registered (sluice sites add); SLUICE_REQUIRE_KNOWN_SITES is on"
+        rejection = Rejection("unknown_site", message, field="siteId")
+        rejected.append(rejection if single else rejection.at(indexes[position]))
+    rejected.sort(key=lambda r: r.index or 0)
+    return kept, kept_users
 
 
 async def _scalar(request: Request, query: LiteralString) -> Any:
     """One value from a pooled connection; raises psycopg.Error when PostgreSQL is unreachable."""
-    collector = _collector(request.scope)
+    collector = collector_of(request.scope)
     async with collector.pool.connection(timeout=collector.settings.db_timeout_s) as conn:
         row = await (await conn.execute(query)).fetchone()
     return row[0] if row else None
@@ -242,7 +304,7 @@ async def _scalar(request: Request, query: LiteralString) -> Any:
 async def health(request: Request) -> Response:
     """200 `ok` when the schema is at the package's latest migration; 200 `degraded` while events
     wait in the spool or PostgreSQL is away and the spool takes them; else 503, telling why."""
-    collector = _collector(request.scope)
+    collector = collector_of(request.scope)
     writer = collector.writer
     spool = writer.spool
     try:
@@ -314,12 +376,12 @@ async def events_count(request: Request) -> Response:
     try:
         count = await _scalar(request, "select count(*) from events")
     except psycopg.Error as exc:
-        return _unavailable(str(exc))
+        return unavailable(str(exc))
     return JSONResponse({"count": count})
 
 
 async def events_recent(request: Request) -> Response:
-    collector = _collector(request.scope)
+    collector = collector_of(request.scope)
     raw = request.query_params.get("limit", str(RECENT_DEFAULT))
     if not _INTEGER.fullmatch(raw):
         return _rejected(Rejection("bad_parameter", f"limit={raw[:40]!r} is not an integer", field="limit"))
@@ -343,5 +405,5 @@ async def events_recent(request: Request) -> Response:
             names = [d.name for d in cur.description or []]
             rows = await cur.fetchall()
     except psycopg.Error as exc:
-        return _unavailable(str(exc))
+        return unavailable(str(exc))
     return JSONResponse({"events": [dict(zip(names, row, strict=True)) for row in rows]})

@@ -70,6 +70,8 @@ def take_contexts(events: list[Any], server: bool) -> list[EndUser] | None:
                 del raw["context"]
         return None
     users = []
+    # A batch names the same few end users again and again: each (ip, userAgent) is read once.
+    seen: dict[tuple[Any, Any], EndUser] = {}
     for raw in events:
         if not isinstance(raw, dict):  # validation rejects it with its index
             users.append(_NOBODY)
@@ -80,10 +82,21 @@ def take_contexts(events: list[Any], server: bool) -> list[EndUser] | None:
             users.append(_NOBODY)
             continue
         ip, user_agent = context.get("ip"), context.get("userAgent")
-        if isinstance(user_agent, str):
-            user_agent = user_agent[:MAX_USER_AGENT_CHARS].replace("\x00", "") or None
-        users.append(EndUser(ip if isinstance(ip, str) else None, user_agent if isinstance(user_agent, str) else None))
+        try:
+            user = seen.get((ip, user_agent))
+        except TypeError:  # an unhashable value (a list, an object): not an address or an agent
+            ip, user_agent = None, None
+            user = None
+        if user is None:
+            user = seen[(ip, user_agent)] = _end_user(ip, user_agent)
+        users.append(user)
     return users
+
+
+def _end_user(ip: Any, user_agent: Any) -> EndUser:
+    if isinstance(user_agent, str):
+        user_agent = user_agent[:MAX_USER_AGENT_CHARS].replace("\x00", "") or None
+    return EndUser(ip if isinstance(ip, str) else None, user_agent if isinstance(user_agent, str) else None)
 
 
 async def senders(

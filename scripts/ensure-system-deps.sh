@@ -55,3 +55,6 @@ if ! pg_isready -q -h "$host" -p "$port" 2>/dev/null; then
   for _ in $(seq 1 30); do pg_isready -q -h "$host" -p "$port" && break; sleep 1; done
   pg_isready -h "$host" -p "$port"
 fi
+
+# The Node.js clients the dialect tests send with (Segment, RudderStack, PostHog), pinned.
+"$(dirname "$0")/install-dialect-clients.sh"

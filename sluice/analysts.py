@@ -21,9 +21,9 @@ from psycopg import sql
 from sluice.settings import Settings
 
 ANALYST_ROLE = "sluice_analyst"
-# Kept from analysts: daily_salts would let them re-hash every address and reverse ip_hash; the
-# others are Sluice's bookkeeping.
-INTERNAL_TABLES = frozenset({"daily_salts", "event_ids", "etl_state", "schema_migrations"})
+# Kept from analysts: daily_salts would let them re-hash every address and reverse ip_hash;
+# site_write_keys holds credentials (hashed); the others are Sluice's bookkeeping.
+INTERNAL_TABLES = frozenset({"daily_salts", "event_ids", "etl_state", "schema_migrations", "site_write_keys"})
 
 
 @dataclass(frozen=True)

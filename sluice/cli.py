@@ -81,6 +81,7 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from sluice.analysts import add_analyst_commands
     from sluice.collector.links_cli import add_links_commands
+    from sluice.collector.sites_cli import add_sites_commands
     from sluice.etl.cli import add_etl_commands
 
     parser = argparse.ArgumentParser(prog="sluice", description=__doc__)
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_etl_commands(commands)
     add_analyst_commands(commands)
     add_links_commands(commands)
+    add_sites_commands(commands)
     return parser
 
 

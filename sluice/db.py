@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
@@ -26,6 +29,18 @@ def conninfo(settings: Settings, application_name: str = "sluice") -> str:
 
 def connect(settings: Settings, *, autocommit: bool = False, application_name: str = "sluice") -> psycopg.Connection:
     return psycopg.connect(conninfo(settings, application_name), autocommit=autocommit)
+
+
+@contextmanager
+def command_connection(settings: Settings, application_name: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection for a CLI command: to the embedded server when no DATABASE_URL is set."""
+    from sluice import embedded_pg
+
+    with (
+        embedded_pg.database_for(settings) as settings,
+        connect(settings, autocommit=True, application_name=application_name) as conn,
+    ):
+        yield conn
 
 
 def async_pool(

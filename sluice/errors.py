@@ -23,20 +23,24 @@ CODES: dict[str, ErrorCode] = {
     "missing_field": ErrorCode(400, "a required field or query parameter is missing; an empty batch"),
     "wrong_type": ErrorCode(400, "a known field has the wrong JSON type"),
     "bad_parameter": ErrorCode(400, "a query or path parameter does not parse (not an integer, not a date)"),
+    "message_too_large": ErrorCode(400, "a Segment/RudderStack message over 32 KB (their own limit)"),
+    "batch_too_large": ErrorCode(400, "a Segment/RudderStack batch over 500 KB (their own limit)"),
     "unauthorized": ErrorCode(401, "the bearer token is missing or wrong"),
+    "invalid_write_key": ErrorCode(401, "a Segment, RudderStack or PostHog request without a site's write key"),
     "forbidden": ErrorCode(
         403,
         "the operator and control endpoints are disabled: the app was given no admin token"
         " (the reports: neither an admin nor a read token)",
     ),
     "forbidden_network": ErrorCode(403, "nginx: `/etl/` and `/events/` answer loopback and private networks only"),
+    "unknown_site": ErrorCode(403, "`SLUICE_REQUIRE_KNOWN_SITES` is on and the event's site is not in `sites`"),
     "not_found": ErrorCode(404, "no such path"),
     "unknown_site": ErrorCode(404, "the reports: Sluice has no data of that site"),
     "unknown_short_code": ErrorCode(404, "`/analytics/stats`: no clicks with that short code (in that site)"),
     "unknown_user": ErrorCode(404, "`/analytics/user`: no events of that user or visitor"),
     "method_not_allowed": ErrorCode(405, "the path exists, but not for this method (`Allow` lists those it takes)"),
     "already_running": ErrorCode(409, "an ETL run is in progress"),
-    "already_exists": ErrorCode(409, "a short link's code is taken already"),
+    "already_exists": ErrorCode(409, "the site id or short code is taken (`/api/v1/sites`, its `/links`)"),
     "ambiguous_short_code": ErrorCode(
         409, "`/analytics/stats`: the short code has clicks in several sites; add `site=`"
     ),

@@ -27,6 +27,13 @@ def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 0) -> in
     return value
 
 
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if raw not in ("", "0", "1", "off", "on", "false", "true", "no", "yes"):
+        raise ConfigError(f"{key}={raw!r} must be on or off (1/0, true/false, yes/no)")
+    return raw in ("1", "on", "true", "yes")
+
+
 def _list(env: Mapping[str, str], key: str, default: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(key, default).split(",") if item.strip())
 
@@ -69,6 +76,8 @@ class Settings:
     ingest_tokens: tuple[str, ...] = ()
     link_prefix: str = "/l"  # short links: GET {link_prefix}/{short_code}
     spool_max_mb: int = 1024  # the collector's spool under data_dir/spool, all its files together
+    # refuse (unknown_site) the events of a site not registered with `sluice sites add`
+    require_known_sites: bool = False
 
     # ETL.
     etl_schedule: str = "60"  # seconds between runs, or "off"
@@ -120,6 +129,7 @@ class Settings:
             spool_max_mb=_int(env, "SLUICE_SPOOL_MAX_MB", 1024, minimum=1),
             etl_schedule=schedule,
             ingest_tokens=ingest_tokens,
+            require_known_sites=_flag(env, "SLUICE_REQUIRE_KNOWN_SITES"),
             link_prefix=link_prefix,
             admin_token=admin_token,
             session_timeout_min=_int(env, "SLUICE_SESSION_TIMEOUT_MINUTES", 30, minimum=1),

@@ -20,7 +20,7 @@ from sluice.etl.render import Context, job_names, render
 from sluice.settings import Settings
 
 # The schema's tables no job writes: the raw log, the record of runs, the internal tables.
-NOT_WRITTEN_BY_A_JOB = {"events", "etl_runs", "links", *INTERNAL_TABLES}  # links: `sluice links` and its API
+NOT_WRITTEN_BY_A_JOB = {"events", "etl_runs", "links", "sites", *INTERNAL_TABLES}  # `sluice links`, `sluice sites`
 
 # Every variant a run renders: the jobs it runs, and the context it renders them with.
 RUNS = {

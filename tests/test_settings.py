@@ -15,11 +15,17 @@ def test_defaults_when_nothing_is_set() -> None:
     assert settings.etl_schedule == "60"
     assert ipaddress.ip_address("127.0.0.1") in settings.trusted_proxies[0]
     assert settings.ingest_tokens == ()
+    assert settings.require_known_sites is False
 
 
 def test_ingest_tokens_are_a_comma_separated_list() -> None:
     settings = Settings.from_env({"SLUICE_INGEST_TOKENS": " api-1, ,shortener-2 "})
     assert settings.ingest_tokens == ("api-1", "shortener-2")
+
+
+@pytest.mark.parametrize(("raw", "on"), [("on", True), ("1", True), ("TRUE", True), ("off", False), ("0", False)])
+def test_require_known_sites_is_a_switch(raw: str, on: bool) -> None:
+    assert Settings.from_env({"SLUICE_REQUIRE_KNOWN_SITES": raw}).require_known_sites is on
 
 
 @pytest.mark.parametrize(
@@ -32,6 +38,7 @@ def test_ingest_tokens_are_a_comma_separated_list() -> None:
         ({"SLUICE_TRUSTED_PROXIES": "10.0.0.0/8,nginx"}, "'nginx' is not an IP address"),
         ({"SLUICE_LINK_PREFIX": "/go/"}, "SLUICE_LINK_PREFIX='/go/' must be a path"),
         ({"SLUICE_LINK_PREFIX": "go"}, "SLUICE_LINK_PREFIX='go' must be a path"),
+        ({"SLUICE_REQUIRE_KNOWN_SITES": "sometimes"}, "SLUICE_REQUIRE_KNOWN_SITES='sometimes' must be on or off"),
         (
             {"SLUICE_ADMIN_TOKEN": "adm", "SLUICE_INGEST_TOKENS": "api-1,adm"},
             "SLUICE_INGEST_TOKENS must not hold SLUICE_ADMIN_TOKEN",

@@ -10,6 +10,7 @@ import pytest
 from collector_testing import PROXY, VISITOR, collector_client, event, post
 from starlette.datastructures import Headers
 
+from sluice.collector import sites
 from sluice.collector.client_ip import Countries, DailySalts, Origins, client_ip, ip_hash
 from sluice.db import async_pool
 from sluice.settings import Settings
@@ -70,8 +71,25 @@ def test_the_stored_hash_is_of_the_believed_address(settings: Settings, db: psyc
 
 def test_no_raw_ip_anywhere_in_the_database(settings: Settings, db: psycopg.Connection) -> None:
     addresses = [VISITOR[0], "198.51.100.23", "2001:db8::42", "192.0.2.77", "2001:db8::77", "192.0.2.99"]
+    # the dialects' bodies carry them too: Segment's context.ip, PostHog's $ip, Umami's ip
+    dialect_addresses = ["192.0.2.11", "192.0.2.12", "192.0.2.13", "192.0.2.14", "192.0.2.15"]
+    addresses += dialect_addresses
+    made = sites.add(db, "s", None, [])
+    assert made is not None
+    key = made[1]
     settings = replace(settings, ingest_tokens=("ingest-1",))
     with collector_client(settings, peer=VISITOR) as client:
+        segment = {"type": "track", "event": "e", "anonymousId": "a", "context": {"ip": dialect_addresses[0]}}
+        assert client.post("/v1/batch", json={"writeKey": key, "batch": [segment]}).status_code == 200
+        capture = {"event": "e", "distinct_id": "d", "properties": {"$ip": dialect_addresses[1]}}
+        assert client.post("/capture", json={"api_key": key, **capture}).status_code == 200
+        # posthog-node's identify() puts what it is given, $ip included, in the person's $set
+        identify = {"event": "$identify", "distinct_id": "u", "properties": {"$set": {"$ip": dialect_addresses[4]}}}
+        assert client.post("/capture", json={"api_key": key, **identify}).status_code == 200
+        umami = {"type": "event", "payload": {"website": "s", "url": "/", "ip": dialect_addresses[2]}}
+        assert client.post("/api/send", json=umami, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        unbelieved = {"type": "event", "payload": {"website": "s", "url": "/", "ip": dialect_addresses[3]}}
+        assert client.post("/api/send", json=unbelieved).status_code == 200  # without the key: not believed, not stored
         post(client, event(), **{"X-Forwarded-For": addresses[1]})
         # a server source's end users (sluice.client): their addresses travel in the event's context
         server_events = [event(context={"ip": addresses[3]}), event(context={"ip": addresses[4], "userAgent": "x"})]
@@ -82,7 +100,7 @@ def test_no_raw_ip_anywhere_in_the_database(settings: Settings, db: psycopg.Conn
         post(client, [event(), event()], **{"X-Forwarded-For": addresses[1]})
         post(client, event(), **{"X-Real-IP": addresses[2]})
         client.get("/collect", params={"eventType": "open", "siteId": "s"}, headers={"X-Forwarded-For": addresses[1]})
-    assert db.execute("select count(*) from events where ip_hash is not null").fetchone() == (8,)
+    assert db.execute("select count(*) from events where ip_hash is not null").fetchone() == (13,)
     columns = db.execute(
         """select table_name, column_name from information_schema.columns
            where table_schema = 'sluice' and data_type in ('text', 'character varying', 'jsonb', 'json', 'bytea')"""

@@ -1,0 +1,81 @@
+"""What the dialects share: event ids from their message ids, UTM objects, small typed readers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, NamedTuple
+
+from sluice.collector.rejections import Rejection
+
+# The namespace of the UUIDv5 ids made from a dialect's non-UUID message ids (fixed forever: a
+# retry of the same message must get the same id, or the log would keep it twice).
+MESSAGE_ID_NAMESPACE = uuid.UUID("0b6f3c1e-4d8a-5f0e-9a51-5e9a7c1d2b40")
+UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+
+class Translated(NamedTuple):
+    """A dialect's body as the collector's events, with the batch's sentAt (an ISO string) if any."""
+
+    events: list[dict[str, Any]]
+    sent_at: Any = None
+
+
+def event_id(site_id: str, message_id: Any) -> str | None:
+    """The event id of a message: its id itself when that is a UUID (in either form the collector
+    reads: 8-4-4-4-12 or 32 hex digits), else a UUIDv5 of the site and the id (so a retry dedupes
+    as the tracker's do); None (a fresh id) when it sent none. This runs for every message: a
+    UUID is only checked here (bytes.fromhex), and parsed once, by the collector."""
+    if message_id is None or message_id == "":
+        return None
+    text = message_id if isinstance(message_id, str) else str(message_id)
+    digits = text.replace("-", "") if len(text) == 36 and text[8] == text[13] == text[18] == text[23] == "-" else text
+    if len(digits) == 32:
+        try:
+            if len(_fromhex(digits)) == 16:
+                return text
+        except ValueError:
+            pass
+    return str(uuid.uuid5(MESSAGE_ID_NAMESPACE, f"{site_id}\x00{text}"))
+
+
+_fromhex = bytes.fromhex
+
+
+def text(value: Any) -> str | None:
+    """A string field, or a number sent where a string is meant (ids often are); else None."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def obj(value: Any, field: str) -> dict[str, Any]:
+    """An optional object field: {} when absent; a Rejection when it is something else."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Rejection("wrong_type", f"{field} must be an object", field=field)
+    return value
+
+
+def set_if(event: dict[str, Any], name: str, value: Any) -> None:
+    if value is not None:
+        event[name] = value
+
+
+def utm(values: dict[str, Any]) -> dict[str, Any] | None:
+    """The `attribution` of an event from utm_* values (strings only), or None without any."""
+    params = {name: values[name] for name in UTM_FIELDS if isinstance(values.get(name), str) and values[name]}
+    return {"utmParams": params} if params else None
+
+
+def end_user(ip: Any, user_agent: Any) -> dict[str, Any] | None:
+    """The `context` collector/sources.py reads: believed for an authenticated source, dropped
+    otherwise, and never stored either way."""
+    context = {}
+    if isinstance(ip, str) and ip:
+        context["ip"] = ip
+    if isinstance(user_agent, str) and user_agent:
+        context["userAgent"] = user_agent
+    return context or None

@@ -1,0 +1,286 @@
+"""The dialects' translations, as pure functions: a body in another product's shape -> the
+collector's events (collector/dialects/)."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+import orjson
+import pytest
+
+from sluice.collector.dialects import plausible, posthog, segment, umami
+from sluice.collector.dialects.shared import MESSAGE_ID_NAMESPACE, event_id
+from sluice.collector.rejections import Rejection
+
+MESSAGE_UUID = "6f1c6a9e-8f9c-4b8e-9d3c-2a1b0c9d8e7f"
+
+
+def test_a_message_id_that_is_a_uuid_is_the_event_id_and_any_other_a_uuid5_of_site_and_id() -> None:
+    assert event_id("s", MESSAGE_UUID) == MESSAGE_UUID
+    assert event_id("s", MESSAGE_UUID.replace("-", "").upper()) == MESSAGE_UUID.replace("-", "").upper()
+    assert event_id("s", "ajs-next-1700000000000-abc") == str(
+        uuid.uuid5(MESSAGE_ID_NAMESPACE, "s\x00ajs-next-1700000000000-abc")
+    )
+    assert event_id("s", "m1") != event_id("t", "m1")
+    assert event_id("s", None) is None
+
+
+def test_a_segment_batch_becomes_one_event_per_message() -> None:
+    body = {
+        "sentAt": "2026-01-01T10:00:05Z",
+        "batch": [
+            {
+                "type": "track",
+                "event": "Signed Up",
+                "messageId": MESSAGE_UUID,
+                "anonymousId": "anon-1",
+                "userId": "user-1",
+                "timestamp": "2026-01-01T10:00:00Z",
+                "properties": {"plan": "pro", "seats": 3},
+                "context": {
+                    "ip": "203.0.113.9",
+                    "userAgent": "Mozilla/5.0",
+                    "page": {"url": "https://example.com/signup?x=1", "path": "/signup", "title": "Sign up"},
+                    "campaign": {"source": "news", "medium": "email", "name": "spring", "term": "t", "content": "c"},
+                    "library": {"name": "analytics-python", "version": "2.4.0"},
+                },
+            },
+            {"type": "page", "messageId": "m2", "userId": "user-1", "properties": {"url": "https://example.com/"}},
+            {"type": "identify", "anonymousId": "anon-1", "userId": "user-1", "traits": {"email": "a@b.c"}},
+        ],
+    }
+    translated = segment.translate(body, "shop", "batch")
+    assert translated.sent_at == "2026-01-01T10:00:05Z"
+    assert translated.events == [
+        {
+            "siteId": "shop",
+            "visitorId": "anon-1",
+            "userId": "user-1",
+            "eventId": MESSAGE_UUID,
+            "timestamp": "2026-01-01T10:00:00Z",
+            "eventType": "custom",
+            "eventName": "Signed Up",
+            "props": {"plan": "pro", "seats": 3},
+            "url": "https://example.com/signup?x=1",
+            "path": "/signup",
+            "title": "Sign up",
+            "attribution": {
+                "utmParams": {
+                    "utm_source": "news",
+                    "utm_medium": "email",
+                    "utm_campaign": "spring",
+                    "utm_term": "t",
+                    "utm_content": "c",
+                }
+            },
+            "context": {"ip": "203.0.113.9", "userAgent": "Mozilla/5.0"},
+        },
+        {
+            "siteId": "shop",
+            "visitorId": "user-1",
+            "userId": "user-1",
+            "eventId": str(uuid.uuid5(MESSAGE_ID_NAMESPACE, "shop\x00m2")),
+            "eventType": "pageview",
+            "url": "https://example.com/",
+            "props": {"url": "https://example.com/"},
+        },
+        {
+            "siteId": "shop",
+            "visitorId": "anon-1",
+            "userId": "user-1",
+            "eventType": "identify",
+            "props": {"email": "a@b.c"},
+        },
+    ]
+
+
+def test_a_segment_single_endpoint_takes_its_type_from_the_path() -> None:
+    translated = segment.translate({"event": "Clicked", "anonymousId": "a"}, "shop", "track")
+    assert translated.events == [
+        {"siteId": "shop", "visitorId": "a", "eventType": "custom", "eventName": "Clicked", "props": {}}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "reason", "field", "index"),
+    [
+        ({"batch": [{"type": "track", "event": "x"}]}, "batch", "missing_field", "anonymousId", 0),
+        ({"batch": [{"type": "launch", "anonymousId": "a"}]}, "batch", "invalid_value", "type", 0),
+        ({"batch": {}}, "batch", "wrong_type", "batch", None),
+        ({"batch": []}, "batch", "missing_field", "batch", None),
+        ({"anonymousId": "a", "properties": [1]}, "track", "wrong_type", "properties", None),
+        ({"anonymousId": "a", "properties": {"x": "y" * 33_000}}, "track", "message_too_large", None, None),
+    ],
+)
+def test_segment_refusals_name_the_field_and_message(
+    body: dict[str, object], kind: str, reason: str, field: str | None, index: int | None
+) -> None:
+    with pytest.raises(Rejection) as raised:
+        segment.translate(body, "shop", kind)
+    assert (raised.value.reason, raised.value.field, raised.value.index) == (reason, field, index)
+
+
+def test_segment_write_key_from_the_body() -> None:
+    assert segment.write_key_of({"writeKey": "k", "batch": []}) == "k"
+    assert segment.write_key_of({"batch": [{"writeKey": "k2"}]}) == "k2"
+    assert segment.write_key_of({"batch": []}) is None
+
+
+def test_a_posthog_batch_becomes_pageviews_identifies_and_custom_events() -> None:
+    body = {
+        "api_key": "key",
+        "sent_at": "2026-01-01T10:00:05Z",
+        "batch": [
+            {
+                "event": "$pageview",
+                "distinct_id": "d1",
+                "uuid": MESSAGE_UUID,
+                "timestamp": "2026-01-01T10:00:00Z",
+                "properties": {
+                    "$current_url": "https://example.com/a?utm_source=x",
+                    "$pathname": "/a",
+                    "$referrer": "https://search.example/",
+                    "$session_id": "s1",
+                    "$ip": "203.0.113.9",
+                    "$lib": "posthog-python",
+                    "utm_source": "x",
+                    "plan": "pro",
+                },
+            },
+            {
+                "event": "$identify",
+                "distinct_id": "user-1",
+                "properties": {"$anon_distinct_id": "d1", "$set": {"a": 1}},
+            },
+            {"event": "Clicked", "properties": {"distinct_id": "d1", "n": 2}},
+        ],
+    }
+    assert posthog.api_key_of(body) == "key"
+    translated = posthog.translate(body, "shop")
+    assert translated.sent_at == "2026-01-01T10:00:05Z"
+    assert translated.events == [
+        {
+            "siteId": "shop",
+            "eventType": "pageview",
+            "visitorId": "d1",
+            "eventId": MESSAGE_UUID,
+            "timestamp": "2026-01-01T10:00:00Z",
+            "sessionId": "s1",
+            "url": "https://example.com/a?utm_source=x",
+            "path": "/a",
+            "referrer": "https://search.example/",
+            "props": {"utm_source": "x", "plan": "pro"},
+            "posthog": {"$lib": "posthog-python"},
+            "attribution": {"utmParams": {"utm_source": "x"}},
+            "context": {"ip": "203.0.113.9"},
+        },
+        {"siteId": "shop", "eventType": "identify", "visitorId": "d1", "userId": "user-1", "props": {"a": 1}},
+        {"siteId": "shop", "eventType": "custom", "eventName": "Clicked", "visitorId": "d1", "props": {"n": 2}},
+    ]
+
+
+def test_posthog_js_sends_an_array_with_the_token_in_each_event_and_may_form_encode_it() -> None:
+    events = [{"event": "$pageview", "properties": {"token": "key", "distinct_id": "d"}}]
+    form = b"data=" + base64.b64encode(orjson.dumps(events))
+    doc = posthog.parse(form, form=True)
+    assert posthog.api_key_of(doc) == "key"
+    assert posthog.translate(doc, "shop").events == [
+        {"siteId": "shop", "eventType": "pageview", "visitorId": "d", "props": {}}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "field", "index"),
+    [
+        ({"api_key": "k", "event": "x"}, "missing_field", "distinct_id", None),
+        ({"api_key": "k", "distinct_id": "d"}, "missing_field", "event", None),
+        ({"api_key": "k", "batch": [{"event": "x", "distinct_id": "d"}, 3]}, "wrong_type", None, 1),
+        ({"api_key": "k", "batch": []}, "missing_field", "batch", None),
+    ],
+)
+def test_posthog_refusals(body: dict[str, object], reason: str, field: str | None, index: int | None) -> None:
+    with pytest.raises(Rejection) as raised:
+        posthog.translate(body, "shop")
+    assert (raised.value.reason, raised.value.field, raised.value.index) == (reason, field, index)
+
+
+def test_plausible_tracker_and_api_shapes() -> None:
+    tracker = {
+        "n": "pageview",
+        "u": "https://example.com/a",
+        "d": "example.com",
+        "r": "https://ref.example/",
+        "w": 1280,
+    }
+    assert plausible.translate(tracker).events == [
+        {
+            "siteId": "example.com",
+            "url": "https://example.com/a",
+            "eventType": "pageview",
+            "referrer": "https://ref.example/",
+        }
+    ]
+    api = {"name": "Signup", "url": "https://example.com/", "domain": "a.com,b.com", "props": '{"plan": "pro"}'}
+    assert plausible.translate(api).events == [
+        {
+            "siteId": site,
+            "url": "https://example.com/",
+            "eventType": "custom",
+            "eventName": "Signup",
+            "props": {"plan": "pro"},
+        }
+        for site in ("a.com", "b.com")
+    ]
+    with pytest.raises(Rejection) as raised:
+        plausible.translate({"n": "pageview", "u": "https://example.com/"})
+    assert (raised.value.reason, raised.value.field) == ("missing_field", "domain")
+
+
+def test_umami_event_and_identify() -> None:
+    pageview = {
+        "type": "event",
+        "payload": {
+            "website": "w-1",
+            "hostname": "example.com",
+            "url": "/a?utm_source=x",
+            "referrer": "https://ref.example/",
+            "title": "A",
+            "screen": "1280x800",
+            "language": "en",
+            "ip": "203.0.113.9",
+            "timestamp": 1767261600,
+        },
+    }
+    assert umami.translate(pageview).events == [
+        {
+            "siteId": "w-1",
+            "eventType": "pageview",
+            "path": "/a",
+            "url": "https://example.com/a?utm_source=x",
+            "referrer": "https://ref.example/",
+            "title": "A",
+            "timestamp": "2026-01-01T10:00:00+00:00",
+            "screen": "1280x800",
+            "language": "en",
+            "hostname": "example.com",
+            "context": {"ip": "203.0.113.9"},
+        }
+    ]
+    custom = {"type": "event", "payload": {"website": "w-1", "name": "Signup", "data": {"plan": "pro"}, "id": "u1"}}
+    assert umami.translate(custom).events == [
+        {
+            "siteId": "w-1",
+            "eventType": "custom",
+            "eventName": "Signup",
+            "visitorId": "u1",
+            "userId": "u1",
+            "props": {"plan": "pro"},
+        }
+    ]
+    with pytest.raises(Rejection) as raised:
+        umami.translate({"type": "event", "payload": {}})
+    assert (raised.value.reason, raised.value.field) == ("missing_field", "payload.website")
+    with pytest.raises(Rejection) as raised:
+        umami.translate({"type": "performance", "payload": {"website": "w"}})
+    assert (raised.value.reason, raised.value.field) == ("invalid_value", "type")
