@@ -58,7 +58,7 @@ def answer_errors(handler: Callable[[Request], Awaitable[Response]]) -> Handler:
             code = "bad_parameter" if exc.status_code == 400 else "invalid_value"
             return error_response(code, exc.message, field=exc.field)
         except UnknownSite as exc:
-            return error_response("unknown_site", str(exc), field="site")
+            return error_response("site_not_found", str(exc), field="site")
         except (PoolTimeout, psycopg.OperationalError) as exc:
             message = f"PostgreSQL is unreachable: {exc}"
             return error_response("database_unavailable", message, headers={"Retry-After": "1"})

@@ -35,7 +35,7 @@ CODES: dict[str, ErrorCode] = {
     "forbidden_network": ErrorCode(403, "nginx: `/etl/` and `/events/` answer loopback and private networks only"),
     "unknown_site": ErrorCode(403, "`SLUICE_REQUIRE_KNOWN_SITES` is on and the event's site is not in `sites`"),
     "not_found": ErrorCode(404, "no such path"),
-    "unknown_site": ErrorCode(404, "the reports: Sluice has no data of that site"),
+    "site_not_found": ErrorCode(404, "the reports: Sluice has no data of that site"),
     "unknown_short_code": ErrorCode(404, "`/analytics/stats`: no clicks with that short code (in that site)"),
     "unknown_user": ErrorCode(404, "`/analytics/user`: no events of that user or visitor"),
     "method_not_allowed": ErrorCode(405, "the path exists, but not for this method (`Allow` lists those it takes)"),

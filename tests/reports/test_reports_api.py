@@ -320,7 +320,7 @@ def test_bad_parameters_are_named(shop: TestClient, url: str, status: int, field
     assert response.status_code == status
     body = response.json()
     assert (body["field"], sorted(body)) == (field, ["error", "field", "message"])
-    assert body["error"] == {404: "unknown_site", 400: "bad_parameter", 422: "invalid_value"}[status]
+    assert body["error"] == {404: "site_not_found", 400: "bad_parameter", 422: "invalid_value"}[status]
 
 
 @pytest.mark.parametrize(
