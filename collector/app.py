@@ -48,7 +48,8 @@ def routes(settings: Settings) -> list[BaseRoute]:
         # Segment, RudderStack, PostHog, Plausible and Umami clients, unmodified
         *dialect_routes(settings),
         # sites and their write keys: for operators, like `sluice sites`
-        Route("/api/v1/sites", _operator(settings, sites_api.api_list), methods=["GET"]),
+        # GET /api/v1/sites is the reports' list of sites with data; the registered ones have their own path
+        Route("/api/v1/registered-sites", _operator(settings, sites_api.api_list), methods=["GET"]),
         Route("/api/v1/sites", _operator(settings, sites_api.api_add), methods=["POST"]),
         Route("/api/v1/sites/{site}", _operator(settings, sites_api.api_remove), methods=["DELETE"]),
         Route("/api/v1/sites/{site}/write-key", _operator(settings, sites_api.api_rotate_key), methods=["POST"]),

@@ -75,7 +75,7 @@ def test_bad_arguments_exit_2(arguments: list[str], db: psycopg.Connection) -> N
 def test_the_admin_endpoints(settings: Settings, db: psycopg.Connection) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
     with collector_client(replace(settings, admin_token=TOKEN)) as client:
-        assert client.get("/api/v1/sites").status_code == 401
+        assert client.get("/api/v1/registered-sites").status_code == 401
         made = client.post("/api/v1/sites", json={"site_id": "shop", "origins": ["https://shop.example"]}, headers=auth)
         assert made.status_code == 201
         assert made.json()["write_key"].startswith("sk_")
@@ -92,7 +92,7 @@ def test_the_admin_endpoints(settings: Settings, db: psycopg.Connection) -> None
             "origins",
         )
         assert client.post("/api/v1/sites", json={"name": "x"}, headers=auth).json()["error"] == "missing_field"
-        assert [s["site_id"] for s in client.get("/api/v1/sites", headers=auth).json()["sites"]] == ["shop"]
+        assert [s["site_id"] for s in client.get("/api/v1/registered-sites", headers=auth).json()["sites"]] == ["shop"]
         rotated = client.post("/api/v1/sites/shop/write-key", headers=auth)
         assert rotated.status_code == 200
         assert db.execute("select key_hash from site_write_keys").fetchall() == [
