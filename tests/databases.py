@@ -1,15 +1,20 @@
-"""Databases beside the test's own: empty ones, for what must start from nothing (`sluice migrate`)."""
+"""Databases beside the test's own: empty ones, for what must start from nothing (`sluice migrate`),
+and whole private clusters, for what must stop a server or replicate one."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import count
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+
+from sluice.embedded_pg import EmbeddedPostgres, find_bindir
 
 _numbers = count()
 
@@ -42,3 +47,39 @@ def table_names(url: str, schema: str) -> set[str]:
             (schema,),
         ).fetchall()
     return {name for (name,) in rows}
+
+
+def free_tcp_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def private_cluster(listen: Sequence[str] = (), prefix: str = "sluice-private-") -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL cluster of the test's own (initdb into a folder under /tmp, as sluice/embedded_pg.py
+    makes its own), with database `sluice`; stopped and removed afterwards. Only the test stops it:
+    the machine's shared server is never touched. It listens on its Unix socket and, given `listen`,
+    on those addresses too (trusting 0.0.0.0/0: a test's network namespaces reach it there), at a
+    port free on loopback (`.port`)."""
+    bindir = find_bindir()
+    assert bindir is not None, "a private cluster needs PostgreSQL's server binaries"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir="/tmp") as tmp:
+        Path(tmp).chmod(0o755)  # as root the server runs as `postgres`, who must reach its folder
+        server = EmbeddedPostgres(Path(tmp) / "postgres", bindir)
+        server.port = free_tcp_port()  # also names the socket file
+        server.start()
+        try:
+            if listen:
+                with psycopg.connect(server.url.replace("/sluice?", "/postgres?"), autocommit=True) as conn:
+                    conn.execute(sql.SQL("alter system set listen_addresses = {}").format(", ".join(listen)))
+                with (server.data_dir / "pg_hba.conf").open("a") as hba:
+                    hba.write("host all all 0.0.0.0/0 trust\n")
+                server.stop()
+                server.start()
+            server.ensure_database()
+            yield server
+        finally:
+            server.stop()

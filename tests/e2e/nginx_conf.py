@@ -18,18 +18,20 @@ NGINX_CONF = REPO / "nginx.conf"
 
 
 def render_nginx_conf(
-    *, listen: list[str], upstream: str, tracker_root: Path, prefix: Path, source: Path = NGINX_CONF
+    *, listen: list[str], upstream: str | list[str], tracker_root: Path, prefix: Path, source: Path = NGINX_CONF
 ) -> str:
-    """The shipped nginx.conf with only its lines marked `# rendered by tests` replaced.
+    """The shipped nginx.conf with only its lines marked `# rendered by tests` replaced; several
+    `upstream` addresses make the upstream's one `server` line several (README, "Scaling").
 
     Every marked line must be one this function knows and every known line must be found once,
     so an edit to the shipped file that these tests would no longer cover fails loudly here.
     """
+    servers = [upstream] if isinstance(upstream, str) else upstream
     replacements = {
         r"pid \S+;": f"pid {prefix / 'nginx.pid'};",
         r"error_log \S+ (\w+);": rf"error_log {prefix / 'error.log'} \1;",
         r"access_log \S+;": f"access_log {prefix / 'access.log'};",
-        r"server 127\.0\.0\.1:8000;": f"server {upstream};",
+        r"server 127\.0\.0\.1:8000;": " ".join(f"server {address};" for address in servers),
         r"listen 80;": " ".join(f"listen {address};" for address in listen),
         r"listen \[::\]:80;": "",
         r"root /srv/sluice/tracker;": f"root {tracker_root};",
@@ -77,7 +79,7 @@ def nginx_binary() -> str:
 
 
 @contextmanager
-def nginx(*, addresses: list[str], upstream: str, prefix: Path) -> Iterator[Nginx]:
+def nginx(*, addresses: list[str], upstream: str | list[str], prefix: Path) -> Iterator[Nginx]:
     """nginx in the foreground on `addresses` (one port for all), its files under `prefix`."""
     port = free_port()
     prefix.mkdir(parents=True, exist_ok=True)

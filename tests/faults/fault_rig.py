@@ -1,9 +1,9 @@
 """The fault tests' rig: a PostgreSQL of their own to stop, a collector process to kill, and load.
 
 The PostgreSQL is a private cluster (initdb into a temporary folder, as sluice/embedded_pg.py makes
-its own, listening on a Unix socket in that folder only): the tests stop and start it at will and
-never touch the machine's shared server. The collector runs as production runs it, in a uvicorn
-process of its own, so that it can be killed with SIGKILL.
+its own, listening on a Unix socket in that folder, and on TCP only where a test asks): the tests
+stop and start it at will and never touch the machine's shared server. The collector runs as
+production runs it, in a uvicorn process of its own, so that it can be killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,29 +24,22 @@ from typing import Any
 
 import orjson
 import psycopg
+from databases import private_cluster
 
-from sluice.embedded_pg import EmbeddedPostgres, find_bindir
+from sluice.embedded_pg import EmbeddedPostgres
 from sluice.migrations import apply
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
-def private_postgres() -> Iterator[EmbeddedPostgres]:
-    """A migrated PostgreSQL cluster of the test's own, stopped and removed afterwards."""
-    bindir = find_bindir()
-    assert bindir is not None, "the fault tests need PostgreSQL's server binaries"
-    with tempfile.TemporaryDirectory(prefix="sluice-fault-", dir="/tmp") as tmp:
-        Path(tmp).chmod(0o755)  # as root the server runs as `postgres`, who must reach its folder
-        server = EmbeddedPostgres(Path(tmp) / "postgres", bindir)
-        server.start()
-        try:
-            server.ensure_database()
-            with psycopg.connect(server.url, autocommit=True) as conn:
-                apply(conn, "sluice")
-            yield server
-        finally:
-            server.stop()
+def private_postgres(listen: Sequence[str] = ()) -> Iterator[EmbeddedPostgres]:
+    """A migrated PostgreSQL cluster of the test's own (databases.private_cluster), stopped and
+    removed afterwards; on TCP at `listen` too, if given."""
+    with private_cluster(listen, prefix="sluice-fault-") as server:
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            apply(conn, "sluice")
+        yield server
 
 
 def stored_ids(server: EmbeddedPostgres) -> set[str]:
@@ -122,21 +114,29 @@ class Tally:
 
 
 @contextmanager
-def load(port: int, clients: int = 16, events_per_request: int = 5) -> Iterator[Tally]:
+def load(
+    port: int, clients: int = 16, events_per_request: int = 5, *, requests_per_s: float | None = None
+) -> Iterator[Tally]:
     """`clients` threads posting batches with their own event ids, one request after another, until
-    the block ends."""
+    the block ends. With `requests_per_s`, each client sends at most that many a second, from an
+    address of its own (127.0.0.N): as many visitors would, under nginx's per-address rate limit."""
     tally = Tally()
     stop = threading.Event()
 
-    def client() -> None:
+    def client(number: int) -> None:
         conn: http.client.HTTPConnection | None = None
+        source = None if requests_per_s is None else (f"127.0.0.{10 + number}", 0)
+        next_at = time.monotonic()
         while not stop.is_set():
+            if requests_per_s is not None:
+                next_at += 1 / requests_per_s
+                time.sleep(max(0.0, next_at - time.monotonic()))
             ids = [str(uuid.uuid4()) for _ in range(events_per_request)]
             events = [
                 {"eventType": "pageview", "siteId": "faults", "eventId": i, "url": "https://x.test/"} for i in ids
             ]
             try:
-                conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=source)
                 conn.request("POST", "/collect", orjson.dumps(events), {"Content-Type": "application/json"})
                 response = conn.getresponse()
                 response.read()
@@ -150,7 +150,7 @@ def load(port: int, clients: int = 16, events_per_request: int = 5) -> Iterator[
         if conn is not None:
             conn.close()
 
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    threads = [threading.Thread(target=client, args=(number,), daemon=True) for number in range(clients)]
     for thread in threads:
         thread.start()
     try:
