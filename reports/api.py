@@ -67,8 +67,9 @@ def answer_errors(handler: Callable[[Request], Awaitable[Response]]) -> Handler:
 
 
 def connection(request: Request, settings: Settings) -> AbstractAsyncContextManager[AsyncConnection[Any]]:
-    """A connection of the serving process's pool (autocommit, search_path set) for one request."""
-    pool: AsyncConnectionPool = request.state.pool
+    """A connection of the serving process's read pool (autocommit, search_path set) for one request:
+    the read replica's when SLUICE_READ_DATABASE_URL is set, else the primary's (sluice/app.py)."""
+    pool: AsyncConnectionPool = request.state.read_pool
     return pool.connection(timeout=settings.db_timeout_s)
 
 

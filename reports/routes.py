@@ -28,7 +28,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
 @asynccontextmanager
 async def lifespan(settings: Settings, state: dict[str, Any]) -> AsyncIterator[None]:
     """Says at start-up when the reports will count visitors without sketches."""
-    pool: AsyncConnectionPool = state["pool"]
+    pool: AsyncConnectionPool = state["read_pool"]  # where the reports read (api.connection)
     try:
         # (a short wait: when PostgreSQL is down, start-up has already waited for it once)
         async with pool.connection(timeout=1) as conn:

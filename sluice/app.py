@@ -43,6 +43,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 # Serve anyway: /health reports 503 and /collect answers 503 until PostgreSQL is back.
                 logging.getLogger("sluice").warning("PostgreSQL is unreachable at start-up; serving anyway")
             state["pool"] = pool
+            # The reports' and the dashboard's reads: on the replica when there is one (README,
+            # "Scaling"); opened without waiting, a replica that is down answers their 503 alone.
+            state["read_pool"] = pool
+            if settings.read_database_url:
+                read_pool = async_pool(settings, name="sluice-read", read=True)
+                state["read_pool"] = await stack.enter_async_context(read_pool)
             await stack.enter_async_context(collector.lifespan(settings, state))
             await stack.enter_async_context(etl.lifespan(settings, state))
             await stack.enter_async_context(reports.lifespan(settings, state))

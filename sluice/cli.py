@@ -54,7 +54,7 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
 def _psql(args: argparse.Namespace, settings: Settings) -> int:
     from sluice.psql import psql
 
-    return psql(settings, args.passthrough)
+    return psql(settings, args.passthrough, read=args.read)
 
 
 def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
@@ -71,10 +71,13 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
     token = commands.add_parser("token", help="print the bearer token of /etl/* and /events/*")
     token.set_defaults(handler=_token)
 
-    # Every argument after `psql` is psql's own (add_help=False: `sluice psql --help` is psql's help).
+    # Every argument after `psql` is psql's own (add_help=False: `sluice psql --help` is psql's help),
+    # but --read (allow_abbrev=False: none of psql's options is taken for it).
     psql = commands.add_parser(
-        "psql", add_help=False, help="psql on Sluice's database (search_path set); arguments go to psql"
-    )
+        "psql", add_help=False, allow_abbrev=False,
+        help="psql on Sluice's database (search_path set); arguments go to psql",
+    )  # fmt: skip
+    psql.add_argument("--read", action="store_true", help="on the read replica (SLUICE_READ_DATABASE_URL), if set")
     psql.set_defaults(handler=_psql, passthrough=[])
 
 

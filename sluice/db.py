@@ -17,14 +17,16 @@ SKETCHES_AVAILABLE = """select to_regtype('hll') is not null and exists (
     select from pg_cast where castsource = to_regtype('hll') and casttarget = 'bytea'::regtype)"""
 
 
-def conninfo(settings: Settings, application_name: str = "sluice") -> str:
-    """The DSN with `search_path` set, so SQL files use unqualified table names."""
+def conninfo(settings: Settings, application_name: str = "sluice", *, read: bool = False) -> str:
+    """The DSN with `search_path` set, so SQL files use unqualified table names. `read`: the read
+    replica's (SLUICE_READ_DATABASE_URL) when there is one, else the primary's."""
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set (sluice serve starts an embedded PostgreSQL when it is empty)")
-    params = conninfo_to_dict(settings.database_url)
+    url = (read and settings.read_database_url) or settings.database_url
+    params = conninfo_to_dict(url)
     options = str(params.get("options") or "")
     options = f"{options} -c search_path={settings.schema},public".strip()
-    return make_conninfo(settings.database_url, options=options, application_name=application_name)
+    return make_conninfo(url, options=options, application_name=application_name)
 
 
 def connect(settings: Settings, *, autocommit: bool = False, application_name: str = "sluice") -> psycopg.Connection:
@@ -44,11 +46,12 @@ def command_connection(settings: Settings, application_name: str) -> Iterator[ps
 
 
 def async_pool(
-    settings: Settings, *, min_size: int = 2, max_size: int = 10, name: str = "sluice"
+    settings: Settings, *, min_size: int = 2, max_size: int = 10, name: str = "sluice", read: bool = False
 ) -> AsyncConnectionPool:
-    """A pool that is opened (and awaited) in the app's lifespan, never at import time."""
+    """A pool that is opened (and awaited) in the app's lifespan, never at import time. `read`: on
+    the read replica (only worth a pool of its own when SLUICE_READ_DATABASE_URL is set)."""
     return AsyncConnectionPool(
-        conninfo(settings, name),
+        conninfo(settings, name, read=read),
         min_size=min_size,
         max_size=max_size,
         open=False,

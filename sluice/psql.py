@@ -1,6 +1,7 @@
 """`sluice psql [psql arguments]`: psql on Sluice's database, with `search_path` set to its schema.
 
-The database is DATABASE_URL's, or the embedded server's, started for the session if it is down
+The database is DATABASE_URL's (with `--read`, SLUICE_READ_DATABASE_URL's when it is set), or the
+embedded server's, started for the session if it is down
 (and stopped after it, unless another sluice process uses it). psql runs as a child, not in this
 process's place, so that the embedded server's lease outlives it; Ctrl-C belongs to psql (it
 cancels the query), as in a shell.
@@ -36,9 +37,10 @@ def find_psql() -> str:
     raise PsqlNotFound("psql was not found: install it (apt-get install postgresql-client)")
 
 
-def command(settings: Settings, arguments: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """psql's command line and environment: a password goes in PGPASSWORD, out of `ps`'s sight."""
-    params = conninfo_to_dict(conninfo(settings, "sluice-psql"))
+def command(settings: Settings, arguments: Sequence[str], *, read: bool = False) -> tuple[list[str], dict[str, str]]:
+    """psql's command line and environment: a password goes in PGPASSWORD, out of `ps`'s sight.
+    `read`: on the read replica (SLUICE_READ_DATABASE_URL) when there is one."""
+    params = conninfo_to_dict(conninfo(settings, "sluice-psql", read=read))
     env = dict(os.environ)
     password = params.pop("password", None)
     if password is not None:
@@ -46,10 +48,10 @@ def command(settings: Settings, arguments: Sequence[str]) -> tuple[list[str], di
     return [find_psql(), f"--dbname={make_conninfo('', **params)}", *arguments], env
 
 
-def psql(settings: Settings, arguments: Sequence[str]) -> int:
+def psql(settings: Settings, arguments: Sequence[str], *, read: bool = False) -> int:
     find_psql()  # before the embedded server is started for nothing
     with embedded_pg.database_for(settings) as settings:
-        argv, env = command(settings, arguments)
+        argv, env = command(settings, arguments, read=read)
         child = subprocess.Popen(argv, env=env)
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:

@@ -54,6 +54,9 @@ def _networks(
 class Settings:
     # Where the data lives. Empty database_url means: run a private embedded PostgreSQL.
     database_url: str = ""
+    # A streaming replica (or any read-only copy) for the reports, the dashboard and `sluice psql --read`;
+    # empty: they read the primary, DATABASE_URL.
+    read_database_url: str = ""
     schema: str = "sluice"
     data_dir: Path = Path(".sluice")
 
@@ -110,11 +113,15 @@ class Settings:
         if admin_token and admin_token in ingest_tokens:
             # a host app holds its ingest token; the admin token would give it the whole log
             raise ConfigError("SLUICE_INGEST_TOKENS must not hold SLUICE_ADMIN_TOKEN: give server sources their own")
+        read_database_url = env.get("SLUICE_READ_DATABASE_URL", "").strip()
+        if read_database_url and not env.get("DATABASE_URL", ""):
+            raise ConfigError("SLUICE_READ_DATABASE_URL needs DATABASE_URL: the embedded server has no replica")
         link_prefix = env.get("SLUICE_LINK_PREFIX", "/l").strip()
         if not re.fullmatch(r"(/[A-Za-z0-9_.~-]+)+", link_prefix):
             raise ConfigError(f"SLUICE_LINK_PREFIX={link_prefix!r} must be a path like '/l' or '/go' (no trailing '/')")
         return cls(
             database_url=env.get("DATABASE_URL", ""),
+            read_database_url=read_database_url,
             schema=schema,
             data_dir=Path(env.get("SLUICE_DATA_DIR", ".sluice")),
             host=env.get("SLUICE_HOST", "127.0.0.1"),

@@ -4,7 +4,10 @@ and whole private clusters, for what must stop a server or replicate one."""
 from __future__ import annotations
 
 import os
+import pwd
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import count
@@ -83,3 +86,47 @@ def private_cluster(listen: Sequence[str] = (), prefix: str = "sluice-private-")
             yield server
         finally:
             server.stop()
+
+
+@contextmanager
+def streaming_replica(primary: EmbeddedPostgres) -> Iterator[EmbeddedPostgres]:
+    """A streaming replica of `primary` (pg_basebackup -R over its Unix socket, the replication entry
+    initdb's trust configuration allows), started at a port of its own; stopped and removed after."""
+    with tempfile.TemporaryDirectory(prefix="sluice-replica-", dir="/tmp") as tmp:
+        Path(tmp).chmod(0o755)
+        replica = EmbeddedPostgres(Path(tmp) / "postgres", primary.bindir)
+        replica.port = free_tcp_port()
+        command = [str(primary.bindir / "pg_basebackup"), "-D", str(replica.data_dir), "-R", "-X", "stream"]
+        command += ["-h", str(primary.data_dir), "-p", str(primary.port), "-U", "postgres", "--checkpoint=fast"]
+        replica.data_dir.mkdir(mode=0o700)
+        if os.geteuid() == 0:  # as the server runs: the copy must be its user's
+            owner = pwd.getpwnam("postgres")
+            os.chown(replica.data_dir, owner.pw_uid, owner.pw_gid)
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, f"pg_basebackup failed: {done.stderr}"
+        with (replica.data_dir / "postgresql.auto.conf").open("a") as conf:
+            # the copy's settings are the primary's: its own socket folder and port, no TCP
+            conf.write(
+                f"listen_addresses = ''\nunix_socket_directories = '{replica.data_dir}'\nport = {replica.port}\n"
+            )
+        replica.start()
+        try:
+            yield replica
+        finally:
+            replica.stop()
+
+
+def wait_for_replay(primary: EmbeddedPostgres, replica: EmbeddedPostgres, timeout_s: float = 30) -> float:
+    """Seconds until the replica has replayed all the WAL the primary has written so far."""
+    started = time.monotonic()
+    with psycopg.connect(primary.url, autocommit=True) as conn:
+        row = conn.execute("select pg_current_wal_lsn()::text").fetchone()
+    assert row is not None
+    with psycopg.connect(replica.url, autocommit=True) as conn:
+        while True:
+            done = conn.execute("select pg_last_wal_replay_lsn() >= %s::pg_lsn", (row[0],)).fetchone()
+            if done and done[0]:
+                return time.monotonic() - started
+            assert time.monotonic() - started < timeout_s, f"the replica has not replayed {row[0]} in {timeout_s} s"
+            time.sleep(0.05)
