@@ -34,6 +34,7 @@ class Namespace:
     name: str
     host_ip: str
     client_ip: str
+    host_if: str = ""  # our end of the veth: `ip link set dev HOST_IF down` cuts the namespace off
 
     def run(self, *cmd: str, timeout_s: float = 30.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -84,7 +85,7 @@ def namespace(host: int | None = None) -> Iterator[Namespace]:
         _ip("addr", "add", f"{client_ip}/30", "dev", client_if, netns=name)
         _ip("link", "set", client_if, "up", netns=name)
         _ip("link", "set", "lo", "up", netns=name)
-        yield Namespace(name, host_ip, client_ip)
+        yield Namespace(name, host_ip, client_ip, host_if)
     finally:
         subprocess.run(["ip", "link", "del", host_if], capture_output=True, check=False)
         subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)

@@ -1,6 +1,8 @@
 """Two collector hosts behind nginx, one PostgreSQL (README, "Scaling"): a host killed under load
 loses nothing acknowledged, nginx sends its traffic to the other, and the ETL scheduler's
-leadership moves to the survivor within seconds, never held by two hosts at once.
+leadership moves to the survivor within seconds, never held by two hosts at once. Then the killed
+host comes back and the leader's host vanishes (cut off, no FIN): leadership moves again, as soon as
+PostgreSQL's TCP keepalive gives the vanished session up.
 
     load (127.0.0.N) ─▶ nginx ─┬─veth─▶ host 0 (namespace): sluice serve ─veth─┐
                                └─veth─▶ host 1 (namespace): sluice serve ─veth─┴─▶ PostgreSQL
@@ -125,6 +127,22 @@ def lock_holders(postgres: EmbeddedPostgres) -> int:
     return int(row[0]) if row else 0
 
 
+def leadership_after_a_vanished_host(
+    stack: ExitStack, killed: Host, leader: Host, postgres: EmbeddedPostgres, tmp_path: Path
+) -> float:
+    """The killed host back as a follower, then the leader's host cut off (its veth down: no FIN,
+    no RST, as a host losing power or its network); seconds until the other leads."""
+    back = stack.enter_context(collector_host(killed.number, killed.ns, postgres, tmp_path / "again"))
+    wait_until(lambda: back.leads() is False, "the restarted host to follow", timeout_s=30)
+    subprocess.run(["ip", "link", "set", "dev", leader.ns.host_if, "down"], check=True, capture_output=True)
+    cut_at = time.monotonic()
+    wait_until(lambda: bool(back.leads()), "a leader after the cut", timeout_s=30, interval_s=0.2)
+    took_s = time.monotonic() - cut_at
+    assert lock_holders(postgres) == 1
+    leader.process.kill()  # it still believes it leads, and would wait long on its dead connections
+    return took_s
+
+
 def test_a_host_killed_under_load_loses_nothing_and_the_other_takes_over(tmp_path: Path) -> None:
     with ExitStack() as stack:
         # The hosts' veths are made first (namespace(host=N) picks their addresses from the pid),
@@ -161,6 +179,8 @@ def test_a_host_killed_under_load_loses_nothing_and_the_other_takes_over(tmp_pat
             time.sleep(5)
         after = {status: n - before.get(status, 0) for status, n in tally.statuses.items()}
         holders = lock_holders(postgres)
+        rounds = watch.leaders()
+        vanished_s = leadership_after_a_vanished_host(stack, victim, survivor, postgres, tmp_path)
         stored = stored_ids(postgres)
         with psycopg.connect(postgres.url) as conn:
             row = conn.execute("select count(*) - count(distinct event_id) from sluice.events").fetchone()
@@ -168,13 +188,13 @@ def test_a_host_killed_under_load_loses_nothing_and_the_other_takes_over(tmp_pat
         stack.close()
 
     missing = tally.acknowledged - stored
-    rounds = watch.leaders()
     print(
         f"\ntwo hosts behind nginx, 12 clients: {tally.requests} requests, before the kill {before},"
         f" from it on {after}; {len(tally.acknowledged)} events acknowledged"
         f" ({len(tally.acknowledged) - acknowledged_at_kill} after the survivor led), {len(missing)} missing;"
         f" {copies} stored twice; new leader {took_over_s:.1f} s after the kill; {len(rounds)} leadership rounds,"
-        f" {sum(len(r) > 1 for r in rounds)} with two leaders, {sum(not r for r in rounds)} with none"
+        f" {sum(len(r) > 1 for r in rounds)} with two leaders, {sum(not r for r in rounds)} with none;"
+        f" after the leader's host vanished, a new leader in {vanished_s:.1f} s"
     )
     assert missing == set()
     assert len(tally.acknowledged) > acknowledged_at_kill  # the survivor took the load
@@ -187,3 +207,5 @@ def test_a_host_killed_under_load_loses_nothing_and_the_other_takes_over(tmp_pat
     assert rounds[-1] == {survivor.number}
     assert holders == 1
     assert took_over_s < NEW_LEADER_WITHIN_S
+    # a vanished host is noticed by TCP keepalive only (etl/scheduler.py: 5 s + 3 x 2 s), then polled
+    assert vanished_s < 11 + 2 + NEW_LEADER_WITHIN_S
