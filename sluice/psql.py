@@ -1,8 +1,8 @@
 """`sluice psql [psql arguments]`: psql on Sluice's database, with `search_path` set to its schema.
 
 The database is DATABASE_URL's (with `--read`, SLUICE_READ_DATABASE_URL's when it is set), or the
-embedded server's, started for the session if it is down
-(and stopped after it, unless another sluice process uses it). psql runs as a child, not in this
+embedded server's, started for the session if it is down (and stopped after it, unless another
+sluice process uses it). psql runs as a child, not in this
 process's place, so that the embedded server's lease outlives it; Ctrl-C belongs to psql (it
 cancels the query), as in a shell.
 """
