@@ -15,7 +15,9 @@ from typing import Any
 from psycopg_pool import PoolTimeout
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import Route
 
+from sluice import metrics
 from sluice.collector import app as collector
 from sluice.db import async_pool
 from sluice.etl import api as etl
@@ -51,14 +53,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # the CPU per event under load: bench/README.md).
             gc.collect()
             gc.freeze()
-            yield state
+            try:
+                yield state
+            finally:
+                metrics.process_exited()
 
     routes = [
         *collector.routes(settings),
         *etl.routes(settings),
         *reports.routes(settings),
         *dashboard.routes(settings),
+        Route("/metrics", metrics.endpoint, methods=["GET"]),  # for Prometheus: its own token, or the admin's
     ]
     # The raw ASGI routes (POST /collect) are dispatched from this same list before Starlette's layers.
-    middleware = [Middleware(RawRoutesFirst, routes=routes)]
+    middleware = [Middleware(metrics.CountRequests), Middleware(RawRoutesFirst, routes=routes)]
     return Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

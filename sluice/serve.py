@@ -11,6 +11,7 @@ workers, uvicorn's supervisor passes the signal to each worker, waits for all of
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 
 from sluice import embedded_pg
@@ -31,6 +32,7 @@ def serve(settings: Settings) -> int:
             if applied:
                 _say(f"applied migrations {', '.join(applied)}")
             _export(settings)
+            _metrics_folder(settings)
             _announce(settings, token_from_env)
             uvicorn.run(
                 "sluice.app:create_app",
@@ -53,6 +55,16 @@ def _export(settings: Settings) -> None:
     was resolved here, the embedded server's URL and the admin token."""
     os.environ["DATABASE_URL"] = settings.database_url
     os.environ["SLUICE_ADMIN_TOKEN"] = settings.admin_token
+
+
+def _metrics_folder(settings: Settings) -> None:
+    """An empty folder where every worker keeps its metrics (sluice/metrics.py), named in the
+    environment they inherit; emptied now, before any worker starts, or an earlier server's values
+    would be counted again. Set before the app is imported: prometheus-client reads it at import."""
+    directory = settings.data_dir / "metrics"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory.resolve())
 
 
 def _announce(settings: Settings, token_from_env: bool) -> None:

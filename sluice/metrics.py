@@ -1,0 +1,281 @@
+"""`GET /metrics`: what the collector, the writer, the spool and the ETL do, in Prometheus's text format.
+
+The metrics are defined here, in the shared package, so that the collector and the ETL each record
+their own without importing the other. Under `sluice serve` every uvicorn worker is a process of its
+own: the supervisor points `PROMETHEUS_MULTIPROC_DIR` at `SLUICE_DATA_DIR/metrics` (emptied before
+the workers start, see sluice/serve.py), each worker writes its values to files there, and a scrape
+of any worker reads all of them (prometheus-client's multiprocess mode), so one scrape counts every
+worker. Without that variable (an app made in-process, as the tests do) the values are this
+process's own.
+
+Three values come from the database at scrape time, not from a process: the ETL's lag (the age of
+the oldest event not yet processed), the last successful run, and so it holds for runs made by any
+host or by the CLI. Each is one indexed lookup.
+
+Recording is on the hot path, so it stays cheap: the labelled children the collector uses are looked
+up once (`_children`), never per request.
+"""
+
+from __future__ import annotations
+
+import glob
+import hmac
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator
+from functools import cache
+from typing import Any
+
+import psycopg
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import REGISTRY, Collector
+from psycopg_pool import AsyncConnectionPool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sluice.http import error_response
+from sluice.settings import Settings
+
+log = logging.getLogger("sluice.metrics")
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_SCRAPE_TIMEOUT_S = 1.0  # the database's part of a scrape: a scrape during an outage still answers
+
+# Requests, by route template (never the raw path: a bounded set of series) and status.
+HTTP_REQUESTS = Counter(
+    "sluice_http_requests", "HTTP requests answered, by route template and status", ["route", "status"]
+)
+EVENTS_ACCEPTED = Counter(
+    "sluice_events_accepted", "Events acknowledged (2xx): committed to PostgreSQL or fsync'd in the spool"
+)
+EVENTS_SPOOLED = Counter(
+    "sluice_events_spooled", "Events acknowledged from the spool while PostgreSQL could not take them"
+)
+EVENTS_REJECTED = Counter(
+    "sluice_events_rejected",
+    "Events turned away, by error code (sluice/errors.py); a request refused before its body is read counts once",
+    ["reason"],
+)
+REQUEST_EVENTS = Histogram(
+    "sluice_request_events",
+    "Events per accepted request",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
+WRITE_EVENTS = Histogram(
+    "sluice_write_events",
+    "Events per group-commit write to PostgreSQL (new requests' batches and replayed spool chunks)",
+    buckets=(1, 5, 10, 50, 100, 500, 1000, 5000, 10_000, 50_000),
+)
+WRITE_SECONDS = Histogram(
+    "sluice_write_seconds",
+    "Duration of a group-commit write, COPY to COMMIT, successful or not",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+# Gauges of a process's own state are summed over the live workers: a worker that is gone no longer counts.
+QUEUE_EVENTS = Gauge(
+    "sluice_write_queue_events", "Events waiting for the writer, as it last took a batch", multiprocess_mode="livesum"
+)
+SPOOL_BYTES = Gauge(
+    "sluice_spool_bytes", "Bytes in the spool not yet replayed into PostgreSQL", multiprocess_mode="livesum"
+)
+SPOOL_EVENTS = Gauge(
+    "sluice_spool_events", "Events in the spool not yet replayed into PostgreSQL", multiprocess_mode="livesum"
+)
+ETL_STEP_SECONDS = Histogram(
+    "sluice_etl_step_seconds",
+    "Duration of each step (job) of the ETL runs this host's server made that succeeded",
+    ["step"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+)
+ETL_RUNS = Counter("sluice_etl_runs", "ETL runs this host's server made, by kind and outcome", ["kind", "status"])
+SCHEDULER_LEADER = Gauge(
+    "sluice_scheduler_leader", "1 in the process that leads the ETL schedule, else 0", multiprocess_mode="liveall"
+)
+
+
+class _Children:
+    """The labelled children of the hot path, made once: `labels()` takes a lock and a dict lookup."""
+
+    def __init__(self) -> None:
+        self._requests: dict[tuple[str, int], Any] = {}
+        self._rejected: dict[str, Any] = {}
+
+    def request(self, route: str, status: int) -> Any:
+        child = self._requests.get((route, status))
+        if child is None:
+            child = self._requests[(route, status)] = HTTP_REQUESTS.labels(route, str(status))
+        return child
+
+    def rejected(self, reason: str) -> Any:
+        child = self._rejected.get(reason)
+        if child is None:
+            child = self._rejected[reason] = EVENTS_REJECTED.labels(reason)
+        return child
+
+
+_children = _Children()
+
+
+def count_rejected(reason: str, events: int = 1) -> None:
+    _children.rejected(reason).inc(events)
+
+
+def count_accepted(events: int) -> None:
+    EVENTS_ACCEPTED.inc(events)
+    REQUEST_EVENTS.observe(events)
+
+
+# Serving: where the values of the workers meet.
+
+
+class CountRequests:
+    """Counts every answered request by its route's template (the router puts the route it chose in
+    the scope; sluice.routing.RawRoutesFirst does the same for the raw routes) and its status. A
+    request no route matched counts as `(unmatched)`; one that raised, as the 500 it is answered with."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except BaseException:
+            status = status or 500
+            raise
+        finally:
+            if status:  # 0: the client left before any answer (nothing to count as answered)
+                route = scope.get("route")
+                _children.request(route.path if route is not None else "(unmatched)", status).inc()
+
+
+def process_exited(pid: int | None = None) -> None:
+    """A worker's gauges stop counting once it is gone (its counters stay: they are totals)."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(os.getpid() if pid is None else pid)  # type: ignore[no-untyped-call]
+
+
+_LIVE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
+
+
+def _forget_dead_workers(directory: str) -> None:
+    """Workers killed without a shutdown (SIGKILL, OOM) left their live gauges: drop them."""
+    for path in glob.glob(os.path.join(directory, "gauge_live*_*.db")):
+        found = _LIVE_FILE.search(path)
+        if found and not _alive(int(found.group(1))):
+            multiprocess.mark_process_dead(int(found.group(1)), directory)  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _Fixed(Collector):
+    """Values read before the scrape (from the database), given to the registry as they are."""
+
+    def __init__(self, families: list[GaugeMetricFamily]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield from self.families
+
+
+# The ETL's state, from the tables. Lag: the event with the lowest txid at or past the watermark is
+# found through the txid index of each partition; its received_at is the age of the backlog (events
+# commit in about the order they arrive). Last success: etl_runs backwards by its primary key.
+_LAG = """
+    select extract(epoch from clock_timestamp() - received_at)::float8
+    from events where txid >= (select watermark from etl_state)
+    order by txid limit 1
+"""
+_LAST_SUCCESS = """
+    select extract(epoch from finished_at)::float8
+    from etl_runs where status = 'succeeded' order by run_id desc limit 1
+"""
+
+
+async def _database_families(pool: AsyncConnectionPool, settings: Settings) -> Iterable[GaugeMetricFamily]:
+    lag = GaugeMetricFamily(
+        "sluice_etl_lag_seconds", "Age of the oldest event in the log the ETL has not processed yet (0: none waits)"
+    )
+    last = GaugeMetricFamily(
+        "sluice_etl_last_success_timestamp_seconds", "When the last successful ETL run finished (Unix time)"
+    )
+    up = GaugeMetricFamily("sluice_metrics_database_up", "1 if this scrape could read the ETL's state from PostgreSQL")
+    try:
+        async with pool.connection(timeout=_SCRAPE_TIMEOUT_S) as conn:
+            lag_row = await (await conn.execute(_LAG)).fetchone()
+            last_row = await (await conn.execute(_LAST_SUCCESS)).fetchone()
+    except psycopg.Error as exc:  # PoolTimeout included: the rest of the scrape is still worth having
+        log.debug("metrics: the ETL's state could not be read: %s", exc)
+        up.add_metric([], 0)
+        return [up]
+    up.add_metric([], 1)
+    lag.add_metric([], max(0.0, lag_row[0]) if lag_row else 0.0)
+    families = [up, lag]
+    if last_row is not None:
+        last.add_metric([], last_row[0])
+        families.append(last)
+    return families
+
+
+@cache
+def _token_bytes(token: str) -> bytes:
+    return token.encode()
+
+
+def _authorized(request: Request, settings: Settings) -> bool:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    given = token.strip().encode()
+    allowed = [t for t in (settings.admin_token, settings.metrics_token) if t]
+    # every token compared, in constant time each: which one matched is not told by the timing
+    return any([hmac.compare_digest(given, _token_bytes(t)) for t in allowed])
+
+
+async def endpoint(request: Request) -> Response:
+    settings: Settings = request.state.settings
+    if not (settings.admin_token or settings.metrics_token):
+        return error_response("forbidden", "/metrics is disabled: set SLUICE_ADMIN_TOKEN or SLUICE_METRICS_TOKEN")
+    if not _authorized(request, settings):
+        message = "send 'Authorization: Bearer <SLUICE_METRICS_TOKEN or SLUICE_ADMIN_TOKEN>'"
+        return error_response("unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="sluice"'})
+    families = list(await _database_families(request.state.pool, settings))
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        _forget_dead_workers(directory)
+        processes = CollectorRegistry()
+        multiprocess.MultiProcessCollector(processes, directory)  # type: ignore[no-untyped-call]
+    else:  # this process's own values (and the client's process and GC metrics)
+        processes = REGISTRY
+    database = CollectorRegistry()
+    database.register(_Fixed(families))
+    return Response(generate_latest(processes) + generate_latest(database), media_type=CONTENT_TYPE_LATEST)
