@@ -35,7 +35,7 @@ from sluice.collector.sites import SiteDirectory
 from sluice.collector.validate import Batch, Event, parse_body, parse_sent_at, to_event
 from sluice.collector.writer import GroupCommitWriter, Sender, WriteFailed
 from sluice.http import JSONResponse, error_response
-from sluice.metrics import count_accepted, count_rejected
+from sluice.metrics import count_accepted, count_rejected, count_request
 from sluice.settings import Settings
 
 log = logging.getLogger("sluice.collector")
@@ -147,11 +147,14 @@ class CollectPost:
             finally:
                 _IN_FLIGHT.count -= 1
                 _IN_FLIGHT.bytes -= size
+        # Dispatched before the router (sluice/routing.py), it counts its own answers in the metrics.
         if isinstance(response, bytes):  # the 202: the same message JSONResponse would send, built directly
+            count_request("/collect", 202)
             raw = [(b"content-length", b"%d" % len(response)), (b"content-type", b"application/json"), *cors]
             await send({"type": "http.response.start", "status": 202, "headers": raw})
             await send({"type": "http.response.body", "body": response})
         else:
+            count_request("/collect", response.status_code)
             if cors:
                 response.raw_headers = [*response.raw_headers, *cors]
             await response(scope, receive, send)

@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 # Serve anyway: /health reports 503 and /collect answers 503 until PostgreSQL is back.
                 logging.getLogger("sluice").warning("PostgreSQL is unreachable at start-up; serving anyway")
             state["pool"] = pool
+            await stack.enter_async_context(metrics.flushing())
             await stack.enter_async_context(collector.lifespan(settings, state))
             await stack.enter_async_context(etl.lifespan(settings, state))
             await stack.enter_async_context(reports.lifespan(settings, state))
@@ -66,5 +67,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics.endpoint, methods=["GET"]),  # for Prometheus: its own token, or the admin's
     ]
     # The raw ASGI routes (POST /collect) are dispatched from this same list before Starlette's layers.
-    middleware = [Middleware(metrics.CountRequests), Middleware(RawRoutesFirst, routes=routes)]
+    # The metrics count what reaches the router; the raw routes count their own answers.
+    middleware = [Middleware(RawRoutesFirst, routes=routes), Middleware(metrics.CountRequests)]
     return Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

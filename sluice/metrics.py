@@ -12,20 +12,22 @@ Three values come from the database at scrape time, not from a process: the ETL'
 the oldest event not yet processed), the last successful run, and so it holds for runs made by any
 host or by the CLI. Each is one indexed lookup.
 
-Recording is on the hot path, so it stays cheap: the labelled children the collector uses are looked
-up once (`_children`), never per request.
+Recording is on the hot path, so it stays cheap: requests and events are counted in plain ints
+(`_Tally`) and handed to prometheus-client once a second.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import glob
 import hmac
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
 from functools import cache
-from typing import Any
 
 import psycopg
 from prometheus_client import (
@@ -39,7 +41,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -104,45 +106,102 @@ SCHEDULER_LEADER = Gauge(
 )
 
 
-class _Children:
-    """The labelled children of the hot path, made once: `labels()` takes a lock and a dict lookup."""
+class _Tally:
+    """What the hot path counts, in plain ints, until `flush` hands it to prometheus-client.
+
+    Each recording into a multiprocess metric takes a lock, looks up the process id and writes to
+    a memory-mapped file: four of them per `POST /collect` (the request, the events, the histogram's
+    bucket and sum) cost a third more CPU per single-event request (bench/README.md, "Metrics").
+    Here a request costs a few dict and int operations; `flush` runs once a second in each worker
+    and before each scrape, so a scrape sees the other workers' counts at most a second late.
+    """
 
     def __init__(self) -> None:
-        self._requests: dict[tuple[str, int], Any] = {}
-        self._rejected: dict[str, Any] = {}
+        self.requests: dict[tuple[str, int], int] = {}
+        self.rejected: dict[str, int] = {}
+        self.accepted = 0
+        self.sizes: dict[int, int] = {}  # events per accepted request -> requests
 
-    def request(self, route: str, status: int) -> Any:
-        child = self._requests.get((route, status))
-        if child is None:
-            child = self._requests[(route, status)] = HTTP_REQUESTS.labels(route, str(status))
-        return child
+    def request(self, route: str, status: int) -> None:
+        key = (route, status)
+        self.requests[key] = self.requests.get(key, 0) + 1
 
-    def rejected(self, reason: str) -> Any:
-        child = self._rejected.get(reason)
-        if child is None:
-            child = self._rejected[reason] = EVENTS_REJECTED.labels(reason)
-        return child
+    def flush(self) -> None:
+        requests, self.requests = self.requests, {}
+        rejected, self.rejected = self.rejected, {}
+        accepted, self.accepted = self.accepted, 0
+        sizes, self.sizes = self.sizes, {}
+        for (route, status), n in requests.items():
+            HTTP_REQUESTS.labels(route, str(status)).inc(n)
+        for reason, n in rejected.items():
+            EVENTS_REJECTED.labels(reason).inc(n)
+        if accepted:
+            EVENTS_ACCEPTED.inc(accepted)
+        for events, n in sizes.items():
+            _observe_many(REQUEST_EVENTS, events, n)
 
 
-_children = _Children()
+def _observe_many(histogram: Histogram, value: float, times: int) -> None:
+    """`histogram.observe(value)` `times` times, as two writes: the bucket's count and the sum.
+    prometheus-client has no such call; its Histogram keeps them as `_buckets` and `_sum`."""
+    buckets, total, bounds = (getattr(histogram, name, None) for name in ("_buckets", "_sum", "_upper_bounds"))
+    if buckets is None or total is None or bounds is None:  # another layout: the public way
+        for _ in range(times):
+            histogram.observe(value)
+        return
+    total.inc(value * times)
+    for bucket, bound in zip(buckets, bounds, strict=True):
+        if value <= bound:
+            bucket.inc(times)
+            return
+
+
+tally = _Tally()
+
+
+def count_request(route: str, status: int) -> None:
+    tally.request(route, status)
 
 
 def count_rejected(reason: str, events: int = 1) -> None:
-    _children.rejected(reason).inc(events)
+    tally.rejected[reason] = tally.rejected.get(reason, 0) + events
 
 
 def count_accepted(events: int) -> None:
-    EVENTS_ACCEPTED.inc(events)
-    REQUEST_EVENTS.observe(events)
+    tally.accepted += events
+    tally.sizes[events] = tally.sizes.get(events, 0) + 1
+
+
+FLUSH_S = 1.0
+
+
+@asynccontextmanager
+async def flushing() -> AsyncIterator[None]:
+    """For a serving process's lifespan: the tally flushed every FLUSH_S, and once more at the end."""
+
+    async def every_second() -> None:
+        while True:
+            await asyncio.sleep(FLUSH_S)
+            tally.flush()
+
+    task = asyncio.create_task(every_second(), name="sluice-metrics-flush")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        tally.flush()
 
 
 # Serving: where the values of the workers meet.
 
 
 class CountRequests:
-    """Counts every answered request by its route's template (the router puts the route it chose in
-    the scope; sluice.routing.RawRoutesFirst does the same for the raw routes) and its status. A
-    request no route matched counts as `(unmatched)`; one that raised, as the 500 it is answered with."""
+    """Counts every answered request that reaches the router, by the template of the route it chose
+    (which the router puts in the scope) and its status. A request no route matched counts as
+    `(unmatched)`; one that raised, as the 500 it is answered with. The raw routes that
+    sluice.routing.RawRoutesFirst dispatches before (`POST /collect`) count their own answers."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -167,7 +226,7 @@ class CountRequests:
         finally:
             if status:  # 0: the client left before any answer (nothing to count as answered)
                 route = scope.get("route")
-                _children.request(route.path if route is not None else "(unmatched)", status).inc()
+                tally.request(route.path if route is not None else "(unmatched)", status)
 
 
 def process_exited(pid: int | None = None) -> None:
@@ -229,14 +288,20 @@ async def _database_families(pool: AsyncConnectionPool, settings: Settings) -> I
         "sluice_etl_last_success_timestamp_seconds", "When the last successful ETL run finished (Unix time)"
     )
     up = GaugeMetricFamily("sluice_metrics_database_up", "1 if this scrape could read the ETL's state from PostgreSQL")
-    try:
-        async with pool.connection(timeout=_SCRAPE_TIMEOUT_S) as conn:
-            lag_row = await (await conn.execute(_LAG)).fetchone()
-            last_row = await (await conn.execute(_LAST_SUCCESS)).fetchone()
-    except psycopg.Error as exc:  # PoolTimeout included: the rest of the scrape is still worth having
-        log.debug("metrics: the ETL's state could not be read: %s", exc)
-        up.add_metric([], 0)
-        return [up]
+    for attempt in (1, 2):
+        try:
+            async with pool.connection(timeout=_SCRAPE_TIMEOUT_S) as conn:
+                lag_row = await (await conn.execute(_LAG)).fetchone()
+                last_row = await (await conn.execute(_LAST_SUCCESS)).fetchone()
+            break
+        except psycopg.Error as exc:  # PoolTimeout included: the rest of the scrape is still worth having
+            # Once more: after an outage the pool's first connection may be one PostgreSQL closed
+            # (the pool drops it when it comes back broken); a new one answers.
+            if attempt == 1 and isinstance(exc, psycopg.OperationalError) and not isinstance(exc, PoolTimeout):
+                continue
+            log.debug("metrics: the ETL's state could not be read: %s", exc)
+            up.add_metric([], 0)
+            return [up]
     up.add_metric([], 1)
     lag.add_metric([], max(0.0, lag_row[0]) if lag_row else 0.0)
     families = [up, lag]
@@ -269,6 +334,7 @@ async def endpoint(request: Request) -> Response:
         message = "send 'Authorization: Bearer <SLUICE_METRICS_TOKEN or SLUICE_ADMIN_TOKEN>'"
         return error_response("unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="sluice"'})
     families = list(await _database_families(request.state.pool, settings))
+    tally.flush()  # this worker's counts are exact; the others' at most FLUSH_S old
     directory = os.environ.get(MULTIPROC_ENV)
     if directory:
         _forget_dead_workers(directory)

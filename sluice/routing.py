@@ -21,10 +21,10 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 
-def raw_routes(routes: Sequence[BaseRoute]) -> dict[tuple[str, str], Route]:
+def raw_routes(routes: Sequence[BaseRoute]) -> dict[tuple[str, str], ASGIApp]:
     """(path, method) -> app, for the routes this middleware takes: raw ASGI, a fixed path, no route
     middleware, and the route the router itself would choose for that path and method."""
-    table: dict[tuple[str, str], Route] = {}
+    table: dict[tuple[str, str], ASGIApp] = {}
     for route in routes:
         if not isinstance(route, Route) or route.param_convertors or not route.methods:
             continue
@@ -34,7 +34,7 @@ def raw_routes(routes: Sequence[BaseRoute]) -> dict[tuple[str, str], Route]:
             scope = {"type": "http", "path": route.path, "root_path": "", "method": method, "headers": []}
             chosen = next((r for r in routes if r.matches(scope)[0] is Match.FULL), None)
             if chosen is route:
-                table[(route.path, method)] = route
+                table[(route.path, method)] = route.app
     return table
 
 
@@ -48,7 +48,6 @@ class RawRoutesFirst:
         if scope["type"] == "http" and not scope.get("root_path"):
             target = self.table.get((scope["path"], scope["method"]))
             if target is not None:
-                scope["route"] = target  # as the router records the route it chose (the metrics read it)
-                await target.app(scope, receive, send)
+                await target(scope, receive, send)
                 return
         await self.app(scope, receive, send)
