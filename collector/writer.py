@@ -276,7 +276,17 @@ class GroupCommitWriter:
         """Returns once `rows` are committed, or fsync'd in the spool; raises WriteFailed if neither."""
         if self._stopping:
             raise WriteFailed("the collector is shutting down")
-        await self._enqueue(copy_rows(rows, sender), len(rows), sender.received_at)
+        data, events = copy_rows(rows, sender), len(rows)
+        # _enqueue's common case inline: one coroutine less per request on the hot path
+        if self.online and self._pending_events < QUEUE_MAX_EVENTS and self._pending_bytes < QUEUE_MAX_BYTES:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._pending.append(_Request(data, events, sender.received_at, future))
+            self._pending_events += events
+            self._pending_bytes += len(data)
+            self._wakeup.set()
+            await future
+            return
+        await self._enqueue(data, events, sender.received_at)
 
     async def _enqueue(self, data: bytes, events: int, oldest: datetime) -> None:
         full = self._pending_events >= QUEUE_MAX_EVENTS or self._pending_bytes >= QUEUE_MAX_BYTES
