@@ -48,7 +48,9 @@ from ingest import EVENT, HTTP_PORT, scratch_database, truncate  # noqa: E402
 ingest.DBNAME = "sluice_bench_overload"  # a scratch database of its own: ingest.py's is dropped by each of its runs
 
 MAX_OPEN = 4000  # connections per client process
-RUN = uuid.uuid4().int >> 64  # the ids' first 64 bits: this run
+# The ids' first 64 bits: this run. The client processes (spawned: they import this module afresh)
+# take the parent's from the environment.
+RUN = int(os.environ.setdefault("SLUICE_OVERLOAD_RUN", str(uuid.uuid4().int >> 64)))
 _SLOT = b"@@@@-@@@@@@@@"  # where a request's number goes in each event id of the template
 
 
