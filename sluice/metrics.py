@@ -8,9 +8,9 @@ of any worker reads all of them (prometheus-client's multiprocess mode), so one 
 worker. Without that variable (an app made in-process, as the tests do) the values are this
 process's own.
 
-Three values come from the database at scrape time, not from a process: the ETL's lag (the age of
-the oldest event not yet processed), the last successful run, and so it holds for runs made by any
-host or by the CLI. Each is one indexed lookup.
+Two values come from the database at scrape time, not from a process: the ETL's lag (the age of
+the oldest event not yet processed) and when the last successful run finished; so they hold for
+runs made by any host or by the CLI. Each is one indexed lookup.
 
 Recording is on the hot path, so it stays cheap: requests and events are counted in plain ints
 (`_Tally`) and handed to prometheus-client once a second.
@@ -38,6 +38,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
@@ -52,6 +53,10 @@ from sluice.settings import Settings
 log = logging.getLogger("sluice.metrics")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Whether this process's values live in files: prometheus-client decides when it is imported, by
+# MULTIPROC_ENV then. `sluice serve` with one worker runs the app in the process whose CLI imported
+# it before the folder was named; its values are then in memory, and a scrape reads them there.
+_FILE_BACKED = values.ValueClass is not values.MutexValue
 _SCRAPE_TIMEOUT_S = 1.0  # the database's part of a scrape: a scrape during an outage still answers
 
 # Requests, by route template (never the raw path: a bounded set of series) and status.
@@ -231,7 +236,7 @@ class CountRequests:
 
 def process_exited(pid: int | None = None) -> None:
     """A worker's gauges stop counting once it is gone (its counters stay: they are totals)."""
-    if os.environ.get(MULTIPROC_ENV):
+    if _FILE_BACKED and os.environ.get(MULTIPROC_ENV):
         multiprocess.mark_process_dead(os.getpid() if pid is None else pid)  # type: ignore[no-untyped-call]
 
 
@@ -336,7 +341,7 @@ async def endpoint(request: Request) -> Response:
     families = list(await _database_families(request.state.pool, settings))
     tally.flush()  # this worker's counts are exact; the others' at most FLUSH_S old
     directory = os.environ.get(MULTIPROC_ENV)
-    if directory:
+    if directory and _FILE_BACKED:
         _forget_dead_workers(directory)
         processes = CollectorRegistry()
         multiprocess.MultiProcessCollector(processes, directory)  # type: ignore[no-untyped-call]

@@ -25,6 +25,7 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     token_from_env = bool(settings.admin_token)
+    _metrics_folder(settings)
     settings = with_admin_token(settings)
     try:
         with embedded_pg.database_for(settings) as settings:
@@ -32,7 +33,6 @@ def serve(settings: Settings) -> int:
             if applied:
                 _say(f"applied migrations {', '.join(applied)}")
             _export(settings)
-            _metrics_folder(settings)
             _announce(settings, token_from_env)
             uvicorn.run(
                 "sluice.app:create_app",
@@ -60,7 +60,8 @@ def _export(settings: Settings) -> None:
 def _metrics_folder(settings: Settings) -> None:
     """An empty folder where every worker keeps its metrics (sluice/metrics.py), named in the
     environment they inherit; emptied now, before any worker starts, or an earlier server's values
-    would be counted again. Set before the app is imported: prometheus-client reads it at import."""
+    would be counted again. With one worker, uvicorn runs the app in this process, where the CLI has
+    imported prometheus-client already: its values stay in memory, and sluice/metrics.py knows."""
     directory = settings.data_dir / "metrics"
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
