@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         state: dict[str, Any] = {"settings": settings}
         async with AsyncExitStack() as stack:
+            stack.callback(metrics.process_exited)  # last of all: the writer's drain may still set gauges
             pool = await stack.enter_async_context(async_pool(settings))
             try:
                 # One connection, rather than pool.wait(): a pool whose wait() times out closes for
@@ -54,10 +55,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # the CPU per event under load: bench/README.md).
             gc.collect()
             gc.freeze()
-            try:
-                yield state
-            finally:
-                metrics.process_exited()
+            yield state
 
     routes = [
         *collector.routes(settings),
