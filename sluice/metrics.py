@@ -58,6 +58,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # it before the folder was named; its values are then in memory, and a scrape reads them there.
 _FILE_BACKED = values.ValueClass is not values.MutexValue
 _SCRAPE_TIMEOUT_S = 1.0  # the database's part of a scrape: a scrape during an outage still answers
+_SCRAPE_ATTEMPTS = 3  # the pool keeps 2 connections open (sluice/db.py): both may be dead ones
 
 # Requests, by route template (never the raw path: a bounded set of series) and status.
 HTTP_REQUESTS = Counter(
@@ -293,16 +294,17 @@ async def _database_families(pool: AsyncConnectionPool, settings: Settings) -> I
         "sluice_etl_last_success_timestamp_seconds", "When the last successful ETL run finished (Unix time)"
     )
     up = GaugeMetricFamily("sluice_metrics_database_up", "1 if this scrape could read the ETL's state from PostgreSQL")
-    for attempt in (1, 2):
+    for attempt in range(_SCRAPE_ATTEMPTS):
         try:
             async with pool.connection(timeout=_SCRAPE_TIMEOUT_S) as conn:
                 lag_row = await (await conn.execute(_LAG)).fetchone()
                 last_row = await (await conn.execute(_LAST_SUCCESS)).fetchone()
             break
         except psycopg.Error as exc:  # PoolTimeout included: the rest of the scrape is still worth having
-            # Once more: after an outage the pool's first connection may be one PostgreSQL closed
-            # (the pool drops it when it comes back broken); a new one answers.
-            if attempt == 1 and isinstance(exc, psycopg.OperationalError) and not isinstance(exc, PoolTimeout):
+            # Again: after an outage the pool's connections may be ones PostgreSQL closed (the pool
+            # drops each when it comes back broken); a new one answers.
+            broken = isinstance(exc, psycopg.OperationalError) and not isinstance(exc, PoolTimeout)
+            if broken and attempt < _SCRAPE_ATTEMPTS - 1:
                 continue
             log.debug("metrics: the ETL's state could not be read: %s", exc)
             up.add_metric([], 0)

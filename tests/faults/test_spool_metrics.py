@@ -73,8 +73,8 @@ def test_the_spool_gauges_rise_while_postgresql_is_down_and_fall_after(tmp_path:
                 return (value(now, "sluice_spool_events"), value(now, "sluice_spool_bytes")) == (0, 0)
 
             wait_until(drained, "the spool to be replayed", timeout_s=30, interval_s=0.2)
+            wait_until(lambda: value(scrape(serving.port), "sluice_metrics_database_up") == 1, "the scrape's query")
             after = scrape(serving.port)
-            assert value(after, "sluice_metrics_database_up") == 1
             assert value(after, "sluice_events_accepted_total") == 33
         finally:
             assert serving.stop() == 0
