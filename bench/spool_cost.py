@@ -1,11 +1,14 @@
 """What the spool costs: this tree's collector against another tree's, interleaved, and with PostgreSQL down.
 
-    git worktree add --detach /tmp/before main    # the code before the spool
-    .venv/bin/python bench/spool_cost.py --before /tmp/before [--rounds 3] [--duration 10]
+    git worktree add --detach /tmp/before f866078    # the code before the spool
+    (cd /tmp/before && make .venv/.installed-...)     # optional: its own .venv
+    .venv/bin/python bench/spool_cost.py --before /tmp/before [--rounds 3] [--duration 10] [--up-only]
 
-`--before` is a checkout of the one-package layout; its code runs with this tree's `.venv`, from a
-folder of symlinks that maps it as pyproject.toml's package-dir does (first on PYTHONPATH, so it
-wins over this tree's editable install). Each round runs, one
+`--before` is a checkout of the one-package layout. With a `.venv` of its own, its code runs with
+that; else with this tree's `.venv`, from a folder of symlinks that maps it as pyproject.toml's
+package-dir does (first on PYTHONPATH, so it wins over this tree's editable install). This tree's
+servers record their metrics as `sluice serve` makes them (PROMETHEUS_MULTIPROC_DIR, files in the
+data folder). Each round runs, one
 after another on 127.0.0.1:8899 against bench/ingest.py's scratch database: the before tree, this
 tree, then this tree with DATABASE_URL pointing at a closed port (every batch spooled), each
 driven by wrk with single events (64 connections) and then batches of 100 (8 connections), as
@@ -57,9 +60,15 @@ class Server:
             "SLUICE_DATA_DIR": str(data_dir),
             "SLUICE_DB_TIMEOUT": "1",
         }
-        if code is not None:
-            env["PYTHONPATH"] = str(code)
-        command = [sys.executable, "-m", "uvicorn", "sluice.app:create_app", "--factory", "--port", str(HTTP_PORT)]
+        python = sys.executable
+        if code is None:  # this tree: its metrics as `sluice serve` keeps them (sluice/serve.py)
+            (data_dir / "metrics").mkdir()
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(data_dir / "metrics")
+        elif (code / ".venv" / "bin" / "python").exists():  # a checkout with its own installed .venv
+            python = str(code / ".venv" / "bin" / "python")
+        else:
+            env["PYTHONPATH"] = str(importable(code))
+        command = [python, "-m", "uvicorn", "sluice.app:create_app", "--factory", "--port", str(HTTP_PORT)]
         command += ["--no-access-log", "--no-server-header", "--no-proxy-headers", "--log-level", "warning"]
         self.process = subprocess.Popen(command, env=env, cwd=data_dir, start_new_session=True)
         deadline = time.monotonic() + 30
@@ -87,6 +96,7 @@ def main() -> None:
     parser.add_argument("--before", type=Path, required=True, help="a checkout of the code before")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--up-only", action="store_true", help="skip the runs with PostgreSQL down")
     args = parser.parse_args()
 
     wrk = ensure_wrk()
@@ -96,12 +106,12 @@ def main() -> None:
     single.write_text(LUA % {"ua": USER_AGENT, "body": orjson.dumps(EVENT).decode()})
     batch.write_text(LUA % {"ua": USER_AGENT, "body": orjson.dumps({"events": [EVENT] * 100}).decode()})
     shapes = {"single": (single, 64, 1), "batch-100": (batch, 8, 100)}
-    before = importable(args.before.resolve())
     variants: dict[str, tuple[Path | None, str]] = {
-        "before": (before, url),
+        "before": (args.before.resolve(), url),
         "spool": (None, url),
-        "spool, PG down": (None, CLOSED),
     }
+    if not args.up_only:
+        variants["spool, PG down"] = (None, CLOSED)
     results: dict[tuple[str, str], list[float]] = {}
     print(f"{os.cpu_count()} CPUs; {args.duration} s per run; wrk on the same machine\n", flush=True)
     for _ in range(args.rounds):
@@ -124,15 +134,19 @@ def main() -> None:
                 )
     print()
     for shape in shapes:
-        before, spool, down = (results[(shape, name)] for name in variants)
+        before, spool = results[(shape, "before")], results[(shape, "spool")]
         up_ratios = [s / b for s, b in zip(spool, before, strict=True)]
-        down_ratios = [d / s for d, s in zip(down, spool, strict=True)]
-        print(
+        line = (
             f"{shape}: spool / before = {statistics.median(up_ratios):.2f}"
-            f" (rounds {', '.join(f'{r:.2f}' for r in up_ratios)});"
-            f" PostgreSQL down / up = {statistics.median(down_ratios):.2f}"
-            f" (rounds {', '.join(f'{r:.2f}' for r in down_ratios)})"
+            f" (rounds {', '.join(f'{r:.2f}' for r in up_ratios)})"
         )
+        if (shape, "spool, PG down") in results:
+            down_ratios = [d / s for d, s in zip(results[(shape, "spool, PG down")], spool, strict=True)]
+            line += (
+                f"; PostgreSQL down / up = {statistics.median(down_ratios):.2f}"
+                f" (rounds {', '.join(f'{r:.2f}' for r in down_ratios)})"
+            )
+        print(line)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from sluice.collector.sites import SiteDirectory
 from sluice.collector.validate import Batch, Event, parse_body, parse_sent_at, to_event
 from sluice.collector.writer import GroupCommitWriter, Sender, WriteFailed
 from sluice.http import JSONResponse, error_response
+from sluice.metrics import count_accepted, count_rejected, count_request
 from sluice.settings import Settings
 
 log = logging.getLogger("sluice.collector")
@@ -80,6 +81,8 @@ class Collector:
 
 
 def _rejected(rejection: Rejection) -> Response:
+    """A request turned away whole, before any of its events was read: counted once, by its code."""
+    count_rejected(rejection.reason)
     return JSONResponse({"status": "rejected", **rejection.as_json()}, rejection.status)
 
 
@@ -124,6 +127,7 @@ class CollectPost:
         declared = headers.get("content-length", "")
         size = int(declared) if declared.isdigit() else _UNDECLARED_BYTES
         if _IN_FLIGHT.count >= MAX_IN_FLIGHT or (_IN_FLIGHT.count and _IN_FLIGHT.bytes + size > MAX_IN_FLIGHT_BYTES):
+            count_rejected("overloaded")
             response: Response | bytes = _overloaded()
         else:
             _IN_FLIGHT.count += 1
@@ -143,11 +147,14 @@ class CollectPost:
             finally:
                 _IN_FLIGHT.count -= 1
                 _IN_FLIGHT.bytes -= size
+        # Dispatched before the router (sluice/routing.py), it counts its own answers in the metrics.
         if isinstance(response, bytes):  # the 202: the same message JSONResponse would send, built directly
+            count_request("/collect", 202)
             raw = [(b"content-length", b"%d" % len(response)), (b"content-type", b"application/json"), *cors]
             await send({"type": "http.response.start", "status": 202, "headers": raw})
             await send({"type": "http.response.body", "body": response})
         else:
+            count_request("/collect", response.status_code)
             if cors:
                 response.raw_headers = [*response.raw_headers, *cors]
             await response(scope, receive, send)
@@ -239,7 +246,10 @@ async def ingest(
             events, users = await _of_known_sites(collector.sites, events, users, indexes, rejected, batch.single)
         except psycopg.Error as exc:
             log.error("collector: the sites could not be read: %s", exc)
+            count_rejected("database_unavailable", len(events))
             return unavailable("the sites could not be read; nothing was kept, retry later")
+    for turned_away in rejected:
+        count_rejected(turned_away.reason)
     if not events:
         first = rejected[0]
         body = {"status": "rejected", **first.as_json()}
@@ -262,7 +272,9 @@ async def ingest(
         # The writer has logged its failure; the salt lookup has not. Clients learn only to retry.
         if not isinstance(exc, WriteFailed):
             collector.faults.fault("salt unreadable", f"collector: the day's salt could not be read: {exc}")
+        count_rejected("database_unavailable", len(events))
         return unavailable("the events could not be stored; nothing was kept, retry later")
+    count_accepted(len(events))
     return Accepted([e.event_id for e in events], rejected)
 
 

@@ -104,8 +104,13 @@ class Spool:
     @property
     def waiting_bytes(self) -> int:
         """Bytes of records not yet replayed, in every file of the directory this process knows of."""
-        mine = sum(f.size - f.replayed for f in self._files())
-        return mine + self._foreign_bytes
+        return self.held_bytes + self._foreign_bytes
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of records not yet replayed in this process's own and adopted files (the files of
+        other live processes are theirs to count: summed over the processes, each byte counts once)."""
+        return sum(f.size - f.replayed for f in self._files())
 
     @property
     def waiting_events(self) -> int:

@@ -23,6 +23,7 @@ from sluice.db import SKETCHES_AVAILABLE, connect
 from sluice.etl.jobs import BULK_TABLES, JOBS, SINGLE_DAY_JOBS, TABLES, Job
 from sluice.etl.locks import RUN_LOCK
 from sluice.etl.render import Context, render, statements
+from sluice.metrics import ETL_RUNS, ETL_STEP_SECONDS
 from sluice.settings import Settings
 
 Kind = Literal["incremental", "rebuild", "daily", "cleanup"]
@@ -113,12 +114,21 @@ def run(
                 # A dead connection cannot record anything; the next run marks this one abandoned.
                 if not conn.broken:
                     _finish(conn, result, "failed", error=f"{type(exc).__name__}: {exc}")
+                ETL_RUNS.labels(kind, "failed").inc()
                 raise RunFailed(result.run_id, str(exc)) from exc
             _finish(conn, result, "succeeded")
+            _record(result)
             return result
         finally:
             if not conn.broken:
                 conn.execute("select pg_advisory_unlock(%s)", (RUN_LOCK,))
+
+
+def _record(result: RunResult) -> None:
+    """The run's metrics (sluice/metrics.py): its outcome, and each step's duration."""
+    ETL_RUNS.labels(result.kind, "succeeded").inc()
+    for step, seconds in result.step_seconds.items():
+        ETL_STEP_SECONDS.labels(step).observe(seconds)
 
 
 def _tune(conn: psycopg.Connection, settings: Settings) -> None:

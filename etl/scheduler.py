@@ -22,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sluice.db import conninfo
 from sluice.etl import pipeline
 from sluice.etl.locks import LEADER_LOCK
+from sluice.metrics import SCHEDULER_LEADER
 from sluice.settings import Settings
 
 log = logging.getLogger("sluice.etl.scheduler")
@@ -54,6 +55,7 @@ class Scheduler:
         self.settings = settings
         self.jobs = schedule(settings)
         self.is_leader = False
+        SCHEDULER_LEADER.set(0)
         self._leader_conn: psycopg.AsyncConnection[Any] | None = None
         self._aps = AsyncIOScheduler(timezone=UTC)
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -112,6 +114,7 @@ class Scheduler:
             await conn.close()
             return
         self._leader_conn, self.is_leader = conn, True
+        SCHEDULER_LEADER.set(1)
         log.info("this process is now the ETL scheduler leader")
         for job in self.jobs:
             self._aps.add_job(
@@ -127,6 +130,7 @@ class Scheduler:
         if self._leader_conn is not None:
             await self._leader_conn.close()  # closing the session releases the lock
         self._leader_conn, self.is_leader = None, False
+        SCHEDULER_LEADER.set(0)
 
     async def _run(self, job: Job) -> None:
         try:

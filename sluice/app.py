@@ -15,7 +15,9 @@ from typing import Any
 from psycopg_pool import PoolTimeout
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import Route
 
+from sluice import metrics
 from sluice.collector import app as collector
 from sluice.db import async_pool
 from sluice.etl import api as etl
@@ -33,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         state: dict[str, Any] = {"settings": settings}
         async with AsyncExitStack() as stack:
+            stack.callback(metrics.process_exited)  # last of all: the writer's drain may still set gauges
             pool = await stack.enter_async_context(async_pool(settings))
             try:
                 # One connection, rather than pool.wait(): a pool whose wait() times out closes for
@@ -49,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if settings.read_database_url:
                 read_pool = async_pool(settings, name="sluice-read", read=True)
                 state["read_pool"] = await stack.enter_async_context(read_pool)
+            await stack.enter_async_context(metrics.flushing())
             await stack.enter_async_context(collector.lifespan(settings, state))
             await stack.enter_async_context(etl.lifespan(settings, state))
             await stack.enter_async_context(reports.lifespan(settings, state))
@@ -64,7 +68,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *etl.routes(settings),
         *reports.routes(settings),
         *dashboard.routes(settings),
+        Route("/metrics", metrics.endpoint, methods=["GET"]),  # for Prometheus: its own token, or the admin's
     ]
     # The raw ASGI routes (POST /collect) are dispatched from this same list before Starlette's layers.
-    middleware = [Middleware(RawRoutesFirst, routes=routes)]
+    # The metrics count what reaches the router; the raw routes count their own answers.
+    middleware = [Middleware(RawRoutesFirst, routes=routes), Middleware(metrics.CountRequests)]
     return Starlette(routes=routes, middleware=middleware, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)

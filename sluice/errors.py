@@ -32,7 +32,9 @@ CODES: dict[str, ErrorCode] = {
         "the operator and control endpoints are disabled: the app was given no admin token"
         " (the reports: neither an admin nor a read token)",
     ),
-    "forbidden_network": ErrorCode(403, "nginx: `/etl/` and `/events/` answer loopback and private networks only"),
+    "forbidden_network": ErrorCode(
+        403, "nginx: `/etl/`, `/events/` and `/metrics` answer loopback and private networks only"
+    ),
     "unknown_site": ErrorCode(403, "`SLUICE_REQUIRE_KNOWN_SITES` is on and the event's site is not in `sites`"),
     "not_found": ErrorCode(404, "no such path"),
     "site_not_found": ErrorCode(404, "the reports: Sluice has no data of that site"),

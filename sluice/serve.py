@@ -11,6 +11,7 @@ workers, uvicorn's supervisor passes the signal to each worker, waits for all of
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 
 from sluice import embedded_pg
@@ -24,6 +25,7 @@ def serve(settings: Settings) -> int:
     import uvicorn
 
     token_from_env = bool(settings.admin_token)
+    _metrics_folder(settings)
     settings = with_admin_token(settings)
     try:
         with embedded_pg.database_for(settings) as settings:
@@ -53,6 +55,17 @@ def _export(settings: Settings) -> None:
     was resolved here, the embedded server's URL and the admin token."""
     os.environ["DATABASE_URL"] = settings.database_url
     os.environ["SLUICE_ADMIN_TOKEN"] = settings.admin_token
+
+
+def _metrics_folder(settings: Settings) -> None:
+    """An empty folder where every worker keeps its metrics (sluice/metrics.py), named in the
+    environment they inherit; emptied now, before any worker starts, or an earlier server's values
+    would be counted again. With one worker, uvicorn runs the app in this process, where the CLI has
+    imported prometheus-client already: its values stay in memory, and sluice/metrics.py knows."""
+    directory = settings.data_dir / "metrics"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory.resolve())
 
 
 def _announce(settings: Settings, token_from_env: bool) -> None:

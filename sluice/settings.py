@@ -93,6 +93,7 @@ class Settings:
 
     # Reports.
     read_token: str = ""  # bearer token of the reports API and the dashboard (the admin token works too)
+    metrics_token: str = ""  # bearer token of GET /metrics (the admin token works too)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -145,4 +146,5 @@ class Settings:
             daily_retention_days=_int(env, "SLUICE_DAILY_RETENTION_DAYS", 730, minimum=1),
             etl_work_mem=work_mem,
             read_token=read_token,
+            metrics_token=env.get("SLUICE_METRICS_TOKEN", ""),
         )

@@ -41,6 +41,7 @@ from sluice.collector.rejections import Rejection
 from sluice.collector.sites import Site
 from sluice.collector.validate import Batch, parse_sent_at
 from sluice.http import JSONResponse
+from sluice.metrics import count_rejected
 from sluice.settings import Settings
 
 SEGMENT_TYPES = ("track", "page", "screen", "identify", "group", "alias", "batch")
@@ -91,6 +92,7 @@ def _post(path: str, dialect: Dialect, cors: AllowedOrigins) -> list[BaseRoute]:
             headers = routes.request_headers(request.scope)
             stored = await routes.ingest(request.scope, headers, batch, received_at, server=reading.server)
         except Rejection as rejection:
+            count_rejected(rejection.reason)
             response = JSONResponse({"status": "rejected", **rejection.as_json()}, rejection.status)
         except psycopg.Error as exc:
             response = routes.unavailable(f"the sites could not be read: {exc}")

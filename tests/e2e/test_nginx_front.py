@@ -115,7 +115,7 @@ def test_control_routes_refuse_clients_outside_private_networks(front: Nginx, ne
     outside = front.url(netns.host_ip)
     # From the namespace (a public-looking address): refused by nginx, token or not, and a forged
     # X-Forwarded-For changes nothing (nginx goes by the connection's address).
-    for path in ["/etl/status", "/etl/runs", "/events/recent", "/events/count"]:
+    for path in ["/etl/status", "/etl/runs", "/events/recent", "/events/count", "/metrics"]:
         status, body = request_from(netns, outside + path, {**auth, "X-Forwarded-For": "10.0.0.1"})
         assert (status, json.loads(body)["error"]) == (403, "forbidden_network"), path
     # The same client reaches the public routes ...
@@ -125,6 +125,9 @@ def test_control_routes_refuse_clients_outside_private_networks(front: Nginx, ne
     assert fetch("GET", f"{front.url()}/etl/status", headers=auth).status == 200
     refused = fetch("GET", f"{front.url()}/etl/status", headers={"Authorization": "Bearer wrong"})
     assert (refused.status, refused.json()["error"]) == (401, "unauthorized")
+    scraped = fetch("GET", f"{front.url()}/metrics", headers=auth)
+    assert scraped.status == 200
+    assert b"sluice_events_accepted_total" in scraped.body
 
 
 @pytest.mark.parametrize("path", ["/_sluice/403.json", "/_sluice/413.json"])
