@@ -116,7 +116,8 @@ draws as (
         g,
         case when random() < 0.5 then '{BIG}' else 'site' || lpad((1 + floor(random() * 19))::int::text, 2, '0') end
             as site_id,
-        %(now)s - random() * %(span)s::interval as started_at,
+        -- in arrival order, as the ETL writes them: session g of n starts at (g - U) / n of the span
+        %(now)s - %(span)s::interval + (g - random()) / %(sessions)s * %(span)s::interval as started_at,
         1 + floor(-ln(1 - random()) * 2)::int as event_count,
         floor(random() * 1800)::int as length_s,
         ({_array(PATHS)})[1 + floor(power(random(), 3) * {len(PATHS)})::int] as entry_path,
@@ -216,9 +217,25 @@ from clicking
 """
 
 
-def run_template(conn: psycopg.Connection, job: str, context: Context) -> None:
+def run_template(conn: psycopg.Connection, job: str, context: Context, **extra: object) -> None:
     for statement in statements(render(job, context)):
-        conn.execute(statement, pipeline.parameters(Settings()))
+        conn.execute(statement, pipeline.parameters(Settings(), **extra))
+
+
+def fill_hourly_metrics(conn: psycopg.Connection) -> None:
+    """A kept data set made before hourly_metrics (migration 0026): its rows day by day, by the
+    ETL's one-day SQL (affected_days, sketch_sessions, hourly_metrics), as `sluice etl daily` would."""
+    if not pipeline.has_sketches(conn) or conn.execute("select exists (select from hourly_metrics)").fetchone()[0]:  # type: ignore[index]
+        return
+    t0 = time.perf_counter()
+    context = Context(single_day=True, sketches=True)
+    days = conn.execute("select distinct day from daily_metrics order by day").fetchall()
+    for (day,) in days:
+        with conn.transaction():
+            for job in ("affected_days", "sketch_sessions", "hourly_metrics"):
+                run_template(conn, job, context, target_date=day)
+    conn.execute("analyze hourly_metrics")
+    print(f"hourly_metrics filled day by day in {time.perf_counter() - t0:.1f} s", flush=True)
 
 
 def synthetic(conn: psycopg.Connection, settings: Settings, events: int, days: int, now: datetime) -> None:
@@ -396,6 +413,7 @@ def main() -> int:
             t0 = time.perf_counter()
             conn.execute("vacuum analyze")
             print(f"vacuum analyze in {time.perf_counter() - t0:.1f} s", flush=True)
+        fill_hourly_metrics(conn)
         conn.execute("delete from events where received_at > %s - interval '1 hour'", (now,))
         realtime_window(conn, now)
         shape = conn.execute(
@@ -413,7 +431,8 @@ def main() -> int:
         sizes = conn.execute(
             """select relname, pg_size_pretty(pg_total_relation_size(oid)) from pg_class
                where relname in ('sessions', 'daily_metrics', 'daily_breakdown', 'clicks', 'hourly_click_counts',
-                                 'daily_visitor_sketches', 'daily_breakdown_sketches')
+                                 'daily_visitor_sketches', 'daily_breakdown_sketches',
+                                 'hourly_metrics')
                order by relname"""
         ).fetchall()
         print("sizes: " + ", ".join(f"{name} {size}" for name, size in sizes))

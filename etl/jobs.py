@@ -98,6 +98,7 @@ JOBS: tuple[Job, ...] = (
     # with postgresql-hll (Context.sketches); the site-days whose sketches are recomputed, their sessions
     scratch("sketch_sessions", single_day=True),
     table("daily_visitor_sketches", keep=daily("day"), single_day=True),
+    table("hourly_metrics", keep=daily("hour"), single_day=True),  # 24h and hourly points, with sketches
     table("daily_breakdown_sketches", bulk=True, keep=daily("day"), single_day=True),
 )
 

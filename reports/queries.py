@@ -9,7 +9,9 @@ Where the numbers come from:
 - unfiltered, whole-day periods: `daily_metrics` and `daily_breakdown`, one index range each; the
   distinct visitors of several days from the union of the rows' visitor sketches (postgresql-hll,
   migration 0013), or, in a database without the extension, counted exactly from `sessions`;
-- filtered, or the `24h` period (not whole days), or hourly points: `sessions` (exact);
+- unfiltered, the `24h` period (whole hours, not whole days) and hourly points: `hourly_metrics`
+  (migration 0026; visitors of several hours from the union of its sketches), with postgresql-hll;
+- filtered, or without the extension: `sessions` (exact);
 - `target_domain` and `short_code`: `hourly_click_counts` for the clicks, `clicks` for their visitors;
 - realtime: the raw log's last minutes (the ETL has not seen them yet).
 Bots are left out everywhere, as in the daily tables.
@@ -137,6 +139,14 @@ async def _from_daily_tables(conn: AsyncConnection[Any], period: Period, filter_
     return filter_ is None and period.whole_days and await uses_sketches(conn)
 
 
+async def _from_hourly_table(conn: AsyncConnection[Any], period: Period, filter_: Filter | None) -> bool:
+    whole_hours = all(t.minute == t.second == t.microsecond == 0 for t in (period.start, period.end))
+    return filter_ is None and whole_hours and await uses_sketches(conn)
+
+
+_IN_HOURS = "site_id = %(site)s and hour >= %(start)s and hour < %(end)s"
+
+
 async def totals(conn: AsyncConnection[Any], site: str, period: Period, filter_: Filter | None = None) -> Row:
     """pageviews, visitors, sessions, bounce_rate, avg_session_duration_s and events of the period."""
     if await _from_daily_tables(conn, period, filter_):
@@ -158,6 +168,25 @@ async def totals(conn: AsyncConnection[Any], site: str, period: Period, filter_:
             )
 
             select pageviews, {_VISITORS} as visitors, sessions, {_RATES}, events from s cross join k
+            """
+        )
+    elif await _from_hourly_table(conn, period, filter_):
+        query = sql.SQL(
+            f"""
+            with s as (
+                select coalesce(sum(pageviews), 0)::bigint as pageviews,
+                       coalesce(sum(sessions), 0)::bigint as sessions, coalesce(sum(bounces), 0)::bigint as bounces,
+                       coalesce(sum(total_duration_s), 0)::bigint as total_duration_s,
+                       coalesce(sum(events), 0)::bigint as events, {_DAY_ROWS},
+                       {_UNION} as union_visitors
+                from hourly_metrics
+                where {_IN_HOURS}
+            )
+
+            select pageviews, (case when day_rows = 1 then day_visitors else coalesce(union_visitors, 0) end)
+                       as visitors,
+                   sessions, {_RATES}, events
+            from s
             """
         )
     else:
@@ -263,6 +292,15 @@ async def timeseries(
 
             select s.start, pageviews, {_VISITORS} as visitors, sessions, {_RATES}, events
             from s left join k on k.start = s.start
+            """
+        )
+    elif interval == "hour" and await _from_hourly_table(conn, period, filter_):
+        # (an hour's row has its exact visitors: no sketch read)
+        query = sql.SQL(
+            f"""
+            select hour as start, pageviews, visitors, sessions, {_RATES}, events
+            from hourly_metrics
+            where {_IN_HOURS}
             """
         )
     else:

@@ -314,7 +314,7 @@ async def dashboard(source: Source, params: Mapping[str, str], now: datetime, ma
         "site": site,
         "period_options": [(name, PERIOD_LABELS.get(name, name)) for name in periods.NAMES],
         "report": None,
-        "error": None,
+        "problem": None,
     }
     if not site:
         if all_sites:
@@ -323,7 +323,7 @@ async def dashboard(source: Source, params: Mapping[str, str], now: datetime, ma
             )
         fallback = period_context(periods.named(DEFAULT_PERIOD, now))
         text = "No data yet: a site appears here once the ETL has counted its first visit."
-        return Result(200, {**base, "period": fallback, "error": text})
+        return Result(200, {**base, "period": fallback, "problem": text})
     clean = _canonical(params, site)
     if clean is not None:
         return Result(redirect=dashboard_url(clean))
@@ -334,11 +334,11 @@ async def dashboard(source: Source, params: Mapping[str, str], now: datetime, ma
     except BadParameter as exc:
         return Result(
             exc.status_code,
-            {**base, "period": period_context(periods.named(DEFAULT_PERIOD, now)), "error": exc.message},
+            {**base, "period": period_context(periods.named(DEFAULT_PERIOD, now)), "problem": exc.message},
         )
     if days is None:
         return Result(
-            404, {**base, "period": period_context(period), "error": f"Sluice has no data for site {site!r}."}
+            404, {**base, "period": period_context(period), "problem": f"Sluice has no data for site {site!r}."}
         )
     return Result(
         200,

@@ -20,7 +20,7 @@ from sluice.http import EXCEPTION_HANDLERS, error_response
 from sluice.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
-SOURCES = sorted(path for folder in ("collector", "etl", "sluice") for path in (REPO / folder).rglob("*.py"))
+SOURCES = sorted(path for folder in ("collector", "etl", "reports", "sluice") for path in (REPO / folder).rglob("*.py"))
 # Calls whose first argument is an error code; each checks it against the vocabulary when it runs.
 CODE_TAKERS = {"Rejection", "error_response", "BadParameter", "status_of"}
 # The only places that put a code into a body themselves.

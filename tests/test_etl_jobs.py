@@ -72,6 +72,7 @@ def test_the_schema_holds_every_declared_table_and_no_table_without_a_job(db: ps
         "daily_metrics": "date",
         "daily_breakdown": "date",
         "daily_visitor_sketches": "date",
+        "hourly_metrics": "timestamp with time zone",
         "daily_breakdown_sketches": "date",
     }
 
@@ -134,6 +135,7 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "daily_metrics": 1,
         "daily_breakdown": 13,
         "daily_visitor_sketches": 1,
+        "hourly_metrics": 1,
         "daily_breakdown_sketches": 13,
     }
     # a late event starts the session earlier: its key changes, so do its three events' rows
@@ -152,6 +154,7 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         # inserted, and the new path
         "daily_breakdown": 13,
         "daily_visitor_sketches": 1,  # the touched day's sketches, recomputed
+        "hourly_metrics": 1,  # the day's hours recomputed: its one session now starts at 09:00
         "daily_breakdown_sketches": 14,
     }
     assert rows(db, "select count(*) as n from stg_events") == [{"n": 4}]

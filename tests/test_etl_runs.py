@@ -43,6 +43,21 @@ def assert_sketches_hold_the_visitors(db: psycopg.Connection) -> None:
                 where hll_cardinality(k.visitor_sketch::hll)::bigint is distinct from c.visitors""",
         )
         assert wrong == []
+    # hourly_metrics: each hour's sketch holds exactly its visitors, and a day's hours add up to its
+    # daily_metrics row (no hour without its day, no day without its hours)
+    assert rows(db, "select * from hourly_metrics where hll_cardinality(visitor_sketch::hll)::bigint <> visitors") == []
+    by_day = rows(
+        db,
+        """select * from daily_metrics as d
+           full join (select site_id, (hour at time zone 'UTC')::date as day, sum(pageviews) as pageviews,
+                             sum(events) as events, sum(sessions) as sessions, sum(bounces) as bounces,
+                             sum(total_duration_s) as total_duration_s,
+                             hll_cardinality(hll_union_agg(visitor_sketch::hll))::bigint as visitors
+                      from hourly_metrics group by 1, 2) as h using (site_id, day)
+           where (h.pageviews, h.events, h.sessions, h.bounces, h.total_duration_s, h.visitors)
+                 is distinct from (d.pageviews, d.events, d.sessions, d.bounces, d.total_duration_s, d.visitors)""",
+    )
+    assert by_day == []
 
 
 def test_running_twice_adds_nothing(db: psycopg.Connection, settings: Settings) -> None:
