@@ -33,6 +33,12 @@ def with_admin_token(settings: Settings) -> Settings:
         raise ConfigError(f"SLUICE_ADMIN_TOKEN is not set and {path} cannot be used: {exc}") from None
     if not token:
         raise ConfigError(f"{path} is empty: delete it and Sluice makes a new token, or set SLUICE_ADMIN_TOKEN")
+    # Settings.from_env checks SLUICE_ADMIN_TOKEN against the other tokens; the kept one must pass
+    # the same checks, or an operator who copied it into SLUICE_INGEST_TOKENS hands a host app the controls.
+    if token in settings.ingest_tokens:
+        raise ConfigError(f"SLUICE_INGEST_TOKENS must not hold the admin token in {path}: give servers their own")
+    if token == settings.read_token:
+        raise ConfigError(f"SLUICE_READ_TOKEN must differ from the admin token in {path}: it would reach the controls")
     return replace(settings, admin_token=token)
 
 

@@ -47,3 +47,14 @@ def test_sluice_token_prints_it(
     monkeypatch.setenv("SLUICE_ADMIN_TOKEN", "set-by-the-operator")
     assert main(["token"]) == 0
     assert capsys.readouterr().out == "set-by-the-operator\n"
+
+
+def test_the_kept_token_is_refused_as_an_ingest_or_read_token(tmp_path: Path) -> None:
+    kept = with_admin_token(replace(Settings(), data_dir=tmp_path)).admin_token
+    as_ingest = replace(Settings(), data_dir=tmp_path, ingest_tokens=("host-app", kept))
+    with pytest.raises(ConfigError, match=r"SLUICE_INGEST_TOKENS must not hold the admin token in .*admin-token"):
+        with_admin_token(as_ingest)
+    with pytest.raises(ConfigError, match="SLUICE_READ_TOKEN must differ from the admin token"):
+        with_admin_token(replace(Settings(), data_dir=tmp_path, read_token=kept))
+    others = replace(Settings(), data_dir=tmp_path, ingest_tokens=("host-app",), read_token="reader")
+    assert with_admin_token(others).admin_token == kept
