@@ -41,6 +41,9 @@ from sluice.settings import Settings
 log = logging.getLogger("sluice.collector")
 
 MAX_USER_AGENT_CHARS = 1024
+# A /health probe waits this long for a connection at most: a load balancer's probe must not take the
+# full database timeout during an outage (issue 12), and the spool answers for the writes meanwhile.
+HEALTH_PROBE_S = 0.5
 RECENT_DEFAULT, RECENT_MAX = 20, 1000
 _INTEGER = re.compile(r"-?[0-9]+")
 # The smallest transparent 1x1 GIF.
@@ -320,7 +323,7 @@ async def health(request: Request) -> Response:
     writer = collector.writer
     spool = writer.spool
     try:
-        async with collector.pool.connection(timeout=collector.settings.db_timeout_s) as conn:
+        async with collector.pool.connection(timeout=min(collector.settings.db_timeout_s, HEALTH_PROBE_S)) as conn:
             applied, latest_applied = await _applied_migrations(conn, collector.settings.schema, collector.migrations)
     except psycopg.OperationalError as exc:  # PoolTimeout included: no connection could be had
         if spool is not None and spool.waiting_bytes < spool.max_bytes:  # the next write will go to the spool

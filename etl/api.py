@@ -17,6 +17,7 @@ from functools import partial, wraps
 from typing import Any
 
 import anyio.to_thread
+import psycopg
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -49,6 +50,9 @@ def _control(handler: Callable[[Request, Settings], Awaitable[Response]], settin
             return error_response("already_running", str(exc))
         except pipeline.RunFailed as exc:
             return error_response("run_failed", str(exc), run_id=exc.run_id)
+        except psycopg.OperationalError as exc:  # PostgreSQL away (a pool's timeout included)
+            message = f"PostgreSQL is unreachable: {exc}"
+            return error_response("database_unavailable", message, headers={"Retry-After": "1"})
 
     return operators_only(settings, wraps(handler)(answer))
 
