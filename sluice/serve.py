@@ -42,6 +42,7 @@ def serve(settings: Settings) -> int:
                 workers=settings.workers,
                 proxy_headers=False,  # the collector trusts X-Forwarded-For itself, from configured proxies only
                 server_header=False,
+                http="sluice.read_limits:ReadDeadlines",  # header and body read deadlines without nginx
                 access_log=False,  # an access log would write every visitor's raw IP; nginx in front keeps its own
                 log_level="info",
             )

@@ -74,6 +74,8 @@ class Settings:
     geoip_db: str = ""
     partitions_ahead_days: int = 7
     db_timeout_s: int = 5  # connecting, waiting for a pooled connection, the health check
+    header_timeout_s: int = 10  # a request's headers, from connection (or request) start (sluice/read_limits.py)
+    body_timeout_s: int = 10  # idle between two pieces of a request body
     # bearer tokens of server-side sources (sluice.client): only their events' end-user IP and
     # User-Agent are believed
     ingest_tokens: tuple[str, ...] = ()
@@ -134,6 +136,8 @@ class Settings:
             geoip_db=env.get("SLUICE_GEOIP_DB", ""),
             partitions_ahead_days=_int(env, "SLUICE_PARTITIONS_AHEAD_DAYS", 7, minimum=1),
             db_timeout_s=_int(env, "SLUICE_DB_TIMEOUT", 5, minimum=1),
+            header_timeout_s=_int(env, "SLUICE_HEADER_TIMEOUT", 10, minimum=1),
+            body_timeout_s=_int(env, "SLUICE_BODY_TIMEOUT", 10, minimum=1),
             spool_max_mb=_int(env, "SLUICE_SPOOL_MAX_MB", 1024, minimum=1),
             etl_schedule=schedule,
             ingest_tokens=ingest_tokens,
