@@ -103,13 +103,13 @@ async def senders(
     origins: Origins, events: Sequence[Event], users: Sequence[EndUser], received_at: datetime
 ) -> list[tuple[list[Event], Sender]]:
     """The events grouped by end user, each group with its columns: the end user's IP hash and
-    country, and User-Agent (none when the source named none: never the source's own)."""
+    place, and User-Agent (none when the source named none: never the source's own)."""
     groups: dict[EndUser, list[Event]] = {}
     for event, user in zip(events, users, strict=True):
         groups.setdefault(user, []).append(event)
     day = received_at.date()
     out = []
     for user, rows in groups.items():
-        hashed, country = await origins.of_end_user(user.ip, day)
-        out.append((rows, Sender(received_at, hashed, country, user.user_agent)))
+        hashed, place = await origins.of_end_user(user.ip, day)
+        out.append((rows, Sender(received_at, hashed, place.country, user.user_agent, place.region, place.city)))
     return out

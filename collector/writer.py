@@ -56,12 +56,14 @@ Row = tuple[
 
 
 class Sender(NamedTuple):
-    """The columns every event of one request shares: the last four of _COLUMN_TYPES."""
+    """The columns every event of one request shares: the last six of _COLUMN_TYPES."""
 
     received_at: datetime
     ip_hash: str | None
     country: str | None
     user_agent: str | None
+    region: str | None = None  # with a City database only (collector/client_ip.py: Place)
+    city: str | None = None
 
 
 _COLUMN_TYPES = {  # the fields of a COPY row, in order: a Row's, then a Sender's
@@ -77,6 +79,8 @@ _COLUMN_TYPES = {  # the fields of a COPY row, in order: a Row's, then a Sender'
     "ip_hash": "text",
     "country": "text",
     "user_agent": "text",
+    "region": "text",
+    "city": "text",
 }
 _COLUMNS = ", ".join(_COLUMN_TYPES)
 _CREATE_STAGING = f"""
