@@ -88,12 +88,14 @@ def take_contexts(events: list[Any], server: bool) -> list[EndUser] | None:
             ip, user_agent = None, None
             user = None
         if user is None:
-            user = seen[(ip, user_agent)] = _end_user(ip, user_agent)
+            user = seen[(ip, user_agent)] = end_user(ip, user_agent)
         users.append(user)
     return users
 
 
-def _end_user(ip: Any, user_agent: Any) -> EndUser:
+def end_user(ip: Any, user_agent: Any) -> EndUser:
+    """The end user an event names (its `context`, or an imported line's fields): an address and a
+    User-Agent when they are strings, the agent cut as a request's header is."""
     if isinstance(user_agent, str):
         user_agent = user_agent[:MAX_USER_AGENT_CHARS].replace("\x00", "") or None
     return EndUser(ip if isinstance(ip, str) else None, user_agent if isinstance(user_agent, str) else None)

@@ -306,6 +306,13 @@ class GroupCommitWriter:
         self._wakeup.set()
         await future
 
+    async def write_copy_rows(self, data: bytes, events: int, oldest: datetime) -> None:
+        """Like `write`, for rows already in COPY's format (`copy_rows`, of any senders; `oldest`
+        their earliest received_at): `sluice import` encodes them in worker processes."""
+        if self._stopping:
+            raise WriteFailed("the collector is shutting down")
+        await self._enqueue(data, events, oldest)
+
     async def write_many(self, groups: Sequence[tuple[Sequence[Row], Sender]]) -> None:
         """Like `write`, for one request whose events have different senders (a server source's,
         each on behalf of its own end user): all of them in the same transaction, or spool record."""

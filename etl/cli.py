@@ -1,4 +1,4 @@
-"""`sluice etl run|status|rebuild|cleanup|daily|render`: the control endpoints, from a shell.
+"""`sluice etl run|status|rebuild|cleanup|daily|backfill|render`: the control endpoints, from a shell.
 
 Exit codes: 0 done, 1 the run failed (recorded in etl_runs), 2 bad arguments, 3 another run holds
 the lock (try --wait).
@@ -50,6 +50,33 @@ def _cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_daily(args: argparse.Namespace, settings: Settings) -> int:
     return _run(settings, "daily", args, target_date=args.date)
+
+
+def _cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    if args.last < args.first:
+        print(f"sluice etl backfill: --to {args.last} is before --from {args.first}", file=sys.stderr)
+        return 2
+    code, runs = backfill(settings, args.first, args.last, wait=args.wait)
+    if not code:
+        _print(runs)
+    return code
+
+
+def backfill(settings: Settings, first: date, last: date, *, wait: bool) -> tuple[int, list[dict[str, Any]]]:
+    """pipeline.backfill from a shell (`sluice import` runs it too, after it wrote): the exit code
+    (as `_run`'s, the failure said on stderr) and both runs."""
+    from sluice import embedded_pg
+
+    try:
+        with embedded_pg.database_for(settings) as settings:
+            results = pipeline.backfill(settings, first, last, wait=wait)
+    except pipeline.AlreadyRunning as exc:
+        print(f"sluice etl: {exc}; pass --wait to wait for it", file=sys.stderr)
+        return 3, []
+    except pipeline.RunFailed as exc:
+        print(f"sluice etl: {exc}", file=sys.stderr)
+        return 1, []
+    return 0, [result.as_dict() for result in results]
 
 
 def _cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
@@ -142,6 +169,11 @@ def add_etl_commands(commands: argparse._SubParsersAction[Any]) -> None:
     command("rebuild", _cmd_rebuild, "recompute every ETL table from the raw log")
     daily = command("daily", _cmd_daily, "recompute the daily tables of one UTC day")
     daily.add_argument("date", type=_date, help="YYYY-MM-DD")
+    backfill_cmd = command(
+        "backfill", _cmd_backfill, "take in the events waiting (imported ones whatever their age), then recount days"
+    )
+    backfill_cmd.add_argument("--from", dest="first", type=_date, required=True, help="first UTC day, YYYY-MM-DD")
+    backfill_cmd.add_argument("--to", dest="last", type=_date, required=True, help="last UTC day, YYYY-MM-DD")
     cleanup = command("cleanup", _cmd_cleanup, "drop raw partitions past the retention; prune daily tables")
     cleanup.add_argument("--retention-days", type=_positive, help="raw retention (SLUICE_RETENTION_DAYS, default 90)")
     command("status", _cmd_status, "unprocessed events, lag, last run, row counts", runs=False)

@@ -26,7 +26,7 @@ from sluice.etl.render import Context, render, statements
 from sluice.metrics import ETL_RUNS, ETL_STEP_SECONDS
 from sluice.settings import Settings
 
-Kind = Literal["incremental", "rebuild", "daily", "cleanup"]
+Kind = Literal["incremental", "rebuild", "daily", "backfill", "cleanup"]
 
 # The step_seconds entry of a run whose first attempt met a duplicate event_id (the seconds it took).
 RETRIED_WITH_ID_CHECK = "(duplicate event_id: again with the check)"
@@ -76,10 +76,13 @@ def run(
     *,
     batch_size: int | None = None,
     target_date: date | None = None,
+    last_date: date | None = None,
     wait: bool = False,
     on_started: Callable[[int], None] | None = None,
 ) -> RunResult:
-    """Runs the ETL once. Raises AlreadyRunning (unless `wait`), or RunFailed after recording it."""
+    """Runs the ETL once. Raises AlreadyRunning (unless `wait`), or RunFailed after recording it.
+    `daily` recounts the daily tables of `target_date`; `backfill` those of every day from
+    `target_date` to `last_date` (see `backfill`)."""
     with connect(settings, autocommit=True, application_name=f"sluice-etl-{kind}") as conn:
         if wait:
             conn.execute("select pg_advisory_lock(%s)", (RUN_LOCK,))
@@ -96,13 +99,14 @@ def run(
                     _tune(conn, settings)
                     if kind in ("incremental", "rebuild"):
                         _run_batch(conn, settings, result, rebuild=kind == "rebuild", batch_size=batch_size)
-                    elif kind == "daily":
+                    elif kind in ("daily", "backfill"):
                         if target_date is None:
                             raise ValueError("a daily recompute needs a target_date")
+                        last = last_date if kind == "backfill" and last_date is not None else target_date
                         _run_jobs(
                             conn,
                             SINGLE_DAY_JOBS,
-                            parameters(settings, target_date=target_date),
+                            parameters(settings, target_date=target_date, last_date=last),
                             result,
                             Context(single_day=True, sketches=has_sketches(conn)),
                         )
@@ -122,6 +126,22 @@ def run(
         finally:
             if not conn.broken:
                 conn.execute("select pg_advisory_unlock(%s)", (RUN_LOCK,))
+
+
+def backfill(settings: Settings, first: date, last: date, *, wait: bool = False) -> list[RunResult]:
+    """How old events reach the tables (`sluice etl backfill`, and `sluice import` after it wrote):
+    an incremental run first, which takes in every event committed since the last run, imported
+    ones whatever their age (batch_events: the lateness bound is for live traffic), and recomputes
+    the sessions and days they touch like any run; then one run recounts the daily tables of every
+    day from `first` to `last` whole from `sessions`, so each of those days is exactly a recount
+    (as `sluice etl daily` does for one day), also a day whose rows retention had deleted while its
+    sessions stayed. Two runs, two transactions: the second recounts what the first committed."""
+    if last < first:
+        raise ValueError(f"the backfill's last day {last} is before its first {first}")
+    return [
+        run(settings, "incremental", wait=wait),
+        run(settings, "backfill", target_date=first, last_date=last, wait=wait),
+    ]
 
 
 def _record(result: RunResult) -> None:
