@@ -22,8 +22,8 @@ import orjson
 from sluice.collector.importer import FORMATS, ImportStopped, Options, UsageError, run_import
 from sluice.settings import Settings
 
-# (settings, first day, last day) -> (exit code, the ETL runs as JSON)
-Backfill = Callable[[Settings, date, date], tuple[int, list[dict[str, Any]]]]
+# (settings, first day, last day) -> (exit code, the ETL run as JSON, None if it failed)
+Backfill = Callable[[Settings, date, date], tuple[int, dict[str, Any] | None]]
 
 
 def _print(data: Any) -> None:

@@ -271,7 +271,13 @@ def _csv_batches(stream: IO[bytes]) -> Iterator[_Batch]:
     """Records under the header's names; an empty cell is an absent field. Raises UsageError for a
     missing or unusable header, at the first call."""
     text = io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="")
-    reader = csv.reader(text)
+    try:
+        yield from _csv_records(csv.reader(text))
+    finally:
+        text.detach()  # the caller closes the file (and never standard input)
+
+
+def _csv_records(reader: Any) -> Iterator[_Batch]:
     try:
         header = next(reader)
     except StopIteration:

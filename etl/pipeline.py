@@ -99,14 +99,19 @@ def run(
                     _tune(conn, settings)
                     if kind in ("incremental", "rebuild"):
                         _run_batch(conn, settings, result, rebuild=kind == "rebuild", batch_size=batch_size)
-                    elif kind in ("daily", "backfill"):
+                    elif kind == "backfill":
+                        if target_date is None or last_date is None:
+                            raise ValueError("a backfill needs its first and last day")
+                        _run_batch(
+                            conn, settings, result, rebuild=False, batch_size=None, days=(target_date, last_date)
+                        )
+                    elif kind == "daily":
                         if target_date is None:
                             raise ValueError("a daily recompute needs a target_date")
-                        last = last_date if kind == "backfill" and last_date is not None else target_date
                         _run_jobs(
                             conn,
                             SINGLE_DAY_JOBS,
-                            parameters(settings, target_date=target_date, last_date=last),
+                            parameters(settings, target_date=target_date, last_date=target_date),
                             result,
                             Context(single_day=True, sketches=has_sketches(conn)),
                         )
@@ -128,20 +133,33 @@ def run(
                 conn.execute("select pg_advisory_unlock(%s)", (RUN_LOCK,))
 
 
-def backfill(settings: Settings, first: date, last: date, *, wait: bool = False) -> list[RunResult]:
+def backfill(settings: Settings, first: date, last: date, *, wait: bool = False) -> RunResult:
     """How old events reach the tables (`sluice etl backfill`, and `sluice import` after it wrote):
-    an incremental run first, which takes in every event committed since the last run, imported
-    ones whatever their age (batch_events: the lateness bound is for live traffic), and recomputes
-    the sessions and days they touch like any run; then one run recounts the daily tables of every
-    day from `first` to `last` whole from `sessions`, so each of those days is exactly a recount
-    (as `sluice etl daily` does for one day), also a day whose rows retention had deleted while its
-    sessions stayed. Two runs, two transactions: the second recounts what the first committed."""
+    one run that takes in every event committed since the last run, as an incremental run does
+    (imported ones whatever their age: batch_events, the lateness bound is for live traffic), and
+    recomputes the sessions they touch; its daily tables are then recounted whole from `sessions`
+    (as `sluice etl daily` does for one day) for every day from `first` to `last` and every other
+    day the batch touched, instead of moved by the visitor-days it changed: an import touches most
+    visitor-days of its days, and a day whose rows retention deleted while its sessions stayed
+    gets them back."""
     if last < first:
         raise ValueError(f"the backfill's last day {last} is before its first {first}")
-    return [
-        run(settings, "incremental", wait=wait),
-        run(settings, "backfill", target_date=first, last_date=last, wait=wait),
-    ]
+    _wait_until_visible(settings)
+    return run(settings, "backfill", target_date=first, last_date=last, wait=wait)
+
+
+def _wait_until_visible(settings: Settings, timeout_s: float = 60) -> None:
+    """Waits until every transaction that committed before the call is below the snapshot xmin,
+    which bounds a run's batch: the events just imported are then in it, even while another
+    session holds an older transaction open for a moment. After `timeout_s` the run goes on and
+    leaves the rest for the next (its `remaining` says how many)."""
+    deadline = time.monotonic() + timeout_s
+    with connect(settings, autocommit=True, application_name="sluice-etl-backfill") as conn:
+        horizon = _scalar(conn, "select pg_snapshot_xmax(pg_current_snapshot())::text")
+        while not _scalar(conn, "select pg_snapshot_xmin(pg_current_snapshot()) >= %s::xid8", (horizon,)):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
 
 
 def _record(result: RunResult) -> None:
@@ -226,8 +244,15 @@ def _finish(conn: psycopg.Connection, result: RunResult, status: str, error: str
 
 
 def _run_batch(
-    conn: psycopg.Connection, settings: Settings, result: RunResult, *, rebuild: bool, batch_size: int | None
+    conn: psycopg.Connection,
+    settings: Settings,
+    result: RunResult,
+    *,
+    rebuild: bool,
+    batch_size: int | None,
+    days: tuple[date, date] | None = None,
 ) -> None:
+    """`days`: a backfill's, whose daily tables are recounted for those days and the batch's."""
     # First thing in the transaction: every transaction below xmin has finished, so the events with
     # txid < xmin are all visible now and no later commit can add one below it.
     xmin = _scalar(conn, "select pg_snapshot_xmin(pg_current_snapshot())::text")
@@ -240,19 +265,22 @@ def _run_batch(
     high = _upper_bound(conn, low, xmin, batch_size)
     result.watermark_from, result.watermark_to = low, high
     params = parameters(settings, watermark_from=low, watermark_to=high)
+    if days is not None:
+        params.update(target_date=days[0], last_date=days[1])
     load = _rebuild if rebuild else _run_all_jobs
     sketches = has_sketches(conn)
+    recount = {"single_day": True, "backfill": True} if days is not None else {}
     # First without the duplicate event_id checks: the event log's ids are unique but for rows
     # loaded around the collector, and stg_events' primary key (re-created after a rebuild's load)
     # fails on a duplicate. Then the savepoint undoes the attempt and the run goes again with them.
     rows_written = dict(result.rows_written)
     try:
         with conn.transaction():
-            load(conn, params, result, Context(rebuild=rebuild, assume_unique_ids=True, sketches=sketches))
+            load(conn, params, result, Context(rebuild=rebuild, assume_unique_ids=True, sketches=sketches, **recount))
     except errors.UniqueViolation:
         result.rows_written = rows_written
         result.step_seconds[RETRIED_WITH_ID_CHECK] = round(sum(result.step_seconds.values()), 3)
-        load(conn, params, result, Context(rebuild=rebuild, sketches=sketches))
+        load(conn, params, result, Context(rebuild=rebuild, sketches=sketches, **recount))
 
     by_type = conn.execute("select event_type, count(*) from batch_events group by event_type").fetchall()
     result.events_by_type = {str(kind): int(n) for kind, n in by_type}
