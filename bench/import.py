@@ -8,7 +8,7 @@ Writes the file under /tmp, and imports it into a scratch database of its own,
 `sluice_bench_import_<pid>` on PGHOST:PGPORT (default 127.0.0.1:5432), dropped at the end. The
 events are bench/etl.py's stream (20 sites, 50,000 visitors, sessions of 1-12 events, 2% bots),
 as /collect bodies with the request's fields a line may carry (`userAgent`, `ip`; a tenth name
-their `country` themselves), spread over the 90 days that ended 30 days ago: history, every event
+their `country` themselves), spread over the 90 days (`--days`) that ended 30 days ago: history, every event
 past the lateness bound. Half the lines carry an eventId, half get the import's deterministic one.
 
 It times, in this order: the import (`--rounds` times: the first stores, the others find every id
@@ -24,7 +24,6 @@ import argparse
 import importlib.util
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -105,11 +104,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--visitors", type=int, default=50_000)
+    parser.add_argument("--days", type=int, default=90, help="days of history (ending 30 days ago)")
     parser.add_argument("--workers", type=int, default=0, help="the import's worker processes (0: its default)")
     parser.add_argument("--rounds", type=int, default=2, help="imports of the file (the first stores it)")
     parser.add_argument("--etl-rounds", type=int, default=2)
     parser.add_argument("--no-etl", action="store_true")
+    parser.add_argument("--generate-only", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=30)
+    if args.generate_only:  # (in a process of its own: the import's is then measured alone)
+        generate(Path(args.generate_only), args.events, args.visitors, end, args.days, random.Random(42))
+        return 0
 
     host, port, user = (os.environ.get(name, default) for name, default in
                         (("PGHOST", "127.0.0.1"), ("PGPORT", "5432"), ("PGUSER", "postgres")))  # fmt: skip
@@ -117,12 +122,12 @@ def main() -> int:
     admin = make_conninfo(host=host, port=port, user=user, dbname="postgres")
     url = make_conninfo(host=host, port=port, user=user, dbname=dbname)
     settings = replace(Settings.from_env(), database_url=url, etl_schedule="off")
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=30)
     print(f"load at start: {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="sluice-bench-import-") as tmp:
         path = Path(tmp) / "events.ndjson"
         t0 = time.perf_counter()
-        generate(path, args.events, args.visitors, end, 90, random.Random(42))
+        generating = [sys.executable, __file__, "--generate-only", str(path), "--events", str(args.events)]
+        subprocess.run([*generating, "--visitors", str(args.visitors), "--days", str(args.days)], check=True)
         size = path.stat().st_size
         print(f"generated {args.events:,} lines ({size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s", flush=True)
         with psycopg.connect(admin, autocommit=True) as conn:
@@ -131,19 +136,24 @@ def main() -> int:
             with psycopg.connect(url, autocommit=True) as conn:
                 apply(conn, settings.schema)
             summary: dict[str, Any] = {}
+            peak_mb = 0.0
             for round_ in range(args.rounds):
                 load = os.getloadavg()[0]
                 # the command itself, in a process of its own (its memory measured alone)
                 command = [sys.executable, "-m", "sluice.cli", "import", str(path), "--no-etl"]
                 if args.workers:
                     command += ["--workers", str(args.workers)]
-                done = subprocess.run(
-                    command, env={**os.environ, "DATABASE_URL": url}, capture_output=True, check=False
-                )
-                if done.returncode != 0:
-                    print(done.stderr.decode(), file=sys.stderr)
-                    return 1
-                summary = orjson.loads(done.stdout)
+                with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+                    child = subprocess.Popen(command, env={**os.environ, "DATABASE_URL": url}, stdout=out, stderr=err)
+                    _, status, usage = os.wait4(child.pid, 0)
+                    child.returncode = os.waitstatus_to_exitcode(status)
+                    out.seek(0)
+                    err.seek(0)
+                    if child.returncode != 0:
+                        print(err.read().decode(), file=sys.stderr)
+                        return 1
+                    summary = orjson.loads(out.read())
+                peak_mb = max(peak_mb, usage.ru_maxrss / 1024)
                 rate = summary["lines"] / summary["seconds"]
                 what = "stores the file" if round_ == 0 else "again: every id already stored"
                 print(
@@ -152,8 +162,7 @@ def main() -> int:
                     f"{os.getloadavg()[0]:.2f})",
                     flush=True,
                 )
-            largest = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-            print(f"peak RSS of the import's largest process: {largest:.0f} MB (file: {size / 1e6:.0f} MB)", flush=True)
+            print(f"peak RSS of the import's largest process: {peak_mb:.0f} MB (file: {size / 1e6:.0f} MB)", flush=True)
             with connect(settings, autocommit=True) as conn:
                 stored = conn.execute("select count(*) from events").fetchone()[0]  # type: ignore[index]
                 conn.execute("vacuum analyze events")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -30,6 +30,12 @@ Kind = Literal["incremental", "rebuild", "daily", "backfill", "cleanup"]
 
 # The step_seconds entry of a run whose first attempt met a duplicate event_id (the seconds it took).
 RETRIED_WITH_ID_CHECK = "(duplicate event_id: again with the check)"
+# An incremental batch of this many events or more (an import's) is loaded as a rebuild loads: typed
+# in parallel (Context.bulk), and each bulk table it outweighs (more rows in the batch than in the
+# table) written with its indexes dropped, rebuilt after its job, then analysed. Random index
+# inserts cost more than a sorted build once they are as many as the rows already indexed: the
+# import's ETL, bench/README.md "Import".
+BULK_EVENTS = 100_000
 
 
 class AlreadyRunning(RuntimeError):
@@ -267,9 +273,13 @@ def _run_batch(
     params = parameters(settings, watermark_from=low, watermark_to=high)
     if days is not None:
         params.update(target_date=days[0], last_date=days[1])
+    in_range = int(_scalar(conn, "select count(*) from events where txid >= %s::xid8 and txid < %s::xid8", (low, high)))
     load = _rebuild if rebuild else _run_all_jobs
     sketches = has_sketches(conn)
-    recount = {"single_day": True, "backfill": True} if days is not None else {}
+    recount: dict[str, bool] = {"single_day": True, "backfill": True} if days is not None else {}
+    if not rebuild and in_range >= BULK_EVENTS:
+        recount["bulk"] = True
+        params["bulk_events"] = in_range
     # First without the duplicate event_id checks: the event log's ids are unique but for rows
     # loaded around the collector, and stg_events' primary key (re-created after a rebuild's load)
     # fails on a duplicate. Then the savepoint undoes the attempt and the run goes again with them.
@@ -285,8 +295,7 @@ def _run_batch(
     by_type = conn.execute("select event_type, count(*) from batch_events group by event_type").fetchall()
     result.events_by_type = {str(kind): int(n) for kind, n in by_type}
     result.events_processed = sum(result.events_by_type.values())
-    in_range = _scalar(conn, "select count(*) from events where txid >= %s::xid8 and txid < %s::xid8", (low, high))
-    result.events_too_late = int(in_range) - result.events_processed
+    result.events_too_late = in_range - result.events_processed
     result.remaining = int(_scalar(conn, "select count(*) from events where txid >= %s::xid8", (high,)))
     conn.execute("update etl_state set watermark = %s::xid8", (high,))
 
@@ -373,23 +382,38 @@ def _run_jobs(
     for job in jobs:
         started = time.perf_counter()
         written_before = _rows_written(conn, job.table) if job.table else 0
-        if job.python is not None:
-            job.python(conn)
-        else:
-            for statement in statements(render(job.name, context)):
-                conn.execute(statement, params)
-        for added in after_job(job, context):
+        text = render(job.name, context) if job.python is None else ""
+        # (a job whose statements need its table's key, `on conflict`, keeps its indexes)
+        deferred = context.bulk and job.bulk and "on conflict" not in text and _outweighs(conn, params, job.name)
+        with _indexes_deferred(conn, (job.name,)) if deferred else nullcontext():
+            if job.python is not None:
+                job.python(conn)
+            else:
+                for statement in statements(text):
+                    conn.execute(statement, params)
+        for added in after_job(job, context, loaded=deferred):
             conn.execute(added)
         if job.table:
             _count(result, job.table, _rows_written(conn, job.table) - written_before)
         result.step_seconds[job.name] = round(time.perf_counter() - started, 3)
 
 
-def after_job(job: Job, context: Context) -> list[sql.Composed]:
+def _outweighs(conn: psycopg.Connection, params: dict[str, Any], table: str) -> bool:
+    """A bulk batch holds more events than `table` has rows (as PostgreSQL last counted them)."""
+    rows = _scalar(
+        conn,
+        """select greatest(c.reltuples::bigint, pg_stat_get_live_tuples(c.oid))
+           from pg_class as c where c.oid = %s::regclass""",
+        (table,),
+    )
+    return bool(params["bulk_events"] > int(rows))
+
+
+def after_job(job: Job, context: Context, *, loaded: bool = False) -> list[sql.Composed]:
     """What the run adds after a job's own statements: a rebuild analyses a bulk-loaded table right
-    after its load, so the jobs after it plan for a full table and the next incremental runs get
-    index plans right away."""
-    if context.rebuild and job.table and job.bulk:
+    after its load (as a bulk batch does a table it `loaded` with the indexes dropped), so the jobs
+    after it plan for a full table and the next incremental runs get index plans right away."""
+    if (context.rebuild or loaded) and job.table and job.bulk:
         return [sql.SQL("analyze {}").format(sql.Identifier(job.table))]
     return []
 

@@ -37,6 +37,9 @@ class Context:
     # `sluice etl backfill` (with single_day): an incremental batch whose daily tables are recounted
     # whole, for the given days and every day the batch touched (affected_days)
     backfill: bool = False
+    # an incremental batch of at least pipeline.BULK_EVENTS (an import): typed in parallel and its
+    # scratch tables analysed, as a rebuild's
+    bulk: bool = False
 
 
 def _source(name: str) -> str | None:

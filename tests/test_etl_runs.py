@@ -281,6 +281,40 @@ def test_a_duplicate_event_id_in_the_log_counts_once_and_later_runs_go_on(
     assert_a_rebuild_gives_the_same_tables(db, settings)
 
 
+def _indexes(db: psycopg.Connection) -> list[dict[str, Any]]:
+    return rows(
+        db,
+        """select tablename, indexdef from pg_indexes
+           where schemaname = current_schema() and tablename = any(%s) order by 1, 2""",
+        (list(pipeline.BULK_TABLES),),
+    )
+
+
+def test_a_bulk_batch_loads_the_tables_it_outweighs_as_a_rebuild_and_equals_one(
+    db: psycopg.Connection, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import's batch (pipeline.BULK_EVENTS or more: 1 here) is typed in parallel and loads each
+    bulk table it outweighs with its indexes dropped: the same rows as any run, the same indexes
+    after, and a duplicate event_id still caught by stg_events' key, re-created."""
+    monkeypatch.setattr(pipeline, "BULK_EVENTS", 1)
+    indexes = _indexes(db)
+    stream = [
+        event("pageview", at_=f"2026-03-01 10:{m:02d}", visitor=v, session=s, url=f"https://ex.com/{m % 3}")
+        for m, v, s in [(0, "v1", None), (5, "v1", None), (9, "v2", "sA"), (40, "v1", None), (41, "v2", "sA")]
+    ]
+    stream += [event("click", at_="2026-03-01 10:07", visitor="v1", target="https://out.org/", city="Berlin")]
+    copy = {**stream[0], "received_at": stream[0]["received_at"] + timedelta(seconds=2)}
+    insert(db, [*stream[:3], copy])  # a duplicate id in the batch
+    first = pipeline.run(settings)
+    assert pipeline.RETRIED_WITH_ID_CHECK in first.step_seconds
+    assert _indexes(db) == indexes
+    insert(db, stream[3:])
+    assert pipeline.run(settings).events_processed == 3
+    assert _indexes(db) == indexes
+    assert rows(db, "select count(*) as n from stg_events") == [{"n": 6}]
+    assert_a_rebuild_gives_the_same_tables(db, settings)
+
+
 def test_a_touched_day_without_breakdown_rows_is_recounted_whole(db: psycopg.Connection, settings: Settings) -> None:
     insert(db, [event(at_="2026-03-01 10:00", url="https://ex.com/a"), event(at_="2026-03-01 11:00", visitor="v2")])
     pipeline.run(settings)
