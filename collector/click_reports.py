@@ -23,7 +23,7 @@ from sluice.collector import sources
 from sluice.collector.links import LinkTable
 from sluice.collector.rejections import Rejection
 from sluice.collector.validate import to_event
-from sluice.collector.writer import Sender, WriteFailed
+from sluice.collector.writer import WriteFailed
 from sluice.http import JSONResponse, error_response
 
 _FIELDS = ("short_code", "ip_address", "user_agent", "referer", "country", "city", "site_id")
@@ -73,7 +73,8 @@ async def report_click(request: Request) -> Response:
         ((rows, sender),) = await sources.senders(collector.origins, [event], end_users, received_at)
         country = body.get("country")
         if country and len(country) == 2 and country.isascii() and country.isalpha():
-            sender = Sender(sender.received_at, sender.ip_hash, country.upper(), sender.user_agent)
+            # the reporter's country; the address's region and city may lie in another
+            sender = sender._replace(country=country.upper(), region=None, city=None)
         await collector.writer.write(rows, sender)
     except (WriteFailed, psycopg.Error):  # the same answer as /collect's
         message = "the click could not be stored; nothing was kept, retry later"

@@ -1,4 +1,5 @@
-"""Who sent a request, as far as Sluice may know it: a salted hash of the client IP, and a country.
+"""Who sent a request, as far as Sluice may know it: a salted hash of the client IP, and its place
+(country; with a City database, also region and city).
 
 The raw IP never leaves this module. It comes from the socket, or from `X-Forwarded-For` /
 `X-Real-IP` only when the peer is a trusted proxy (anyone else could write those headers).
@@ -14,6 +15,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
+from typing import Any, NamedTuple
 
 import iptocc
 import maxminddb
@@ -25,7 +27,18 @@ from sluice.collector.fault_log import FaultLog
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 HeaderMap = Mapping[str, str]  # lowercase names
-Origin = tuple[str | None, str | None]  # (ip_hash, country)
+
+
+class Place(NamedTuple):
+    """Where a client is: what the event log stores of it beside the IP hash, never the address."""
+
+    country: str | None  # ISO 3166-1 alpha-2
+    region: str | None = None  # ISO 3166-2 subdivision, e.g. DE-BE: only from a City database
+    city: str | None = None  # English name: only from a City database
+
+
+NOWHERE = Place(None)
+Origin = tuple[str | None, Place]  # (ip_hash, place)
 
 
 def parse_ip(text: str) -> IPAddress | None:
@@ -165,40 +178,63 @@ def _valid_country(code: str | None) -> str | None:
 
 
 class Countries:
-    """Country of an IP: a `.mmdb` file when configured, else the iptocc table inside its wheel."""
+    """The place of an IP: a `.mmdb` file when configured (a Country database gives the country; a
+    City one, GeoLite2-City or DB-IP City, the region and city too), else the iptocc table inside
+    its wheel (country only)."""
 
     def __init__(self, mmdb_path: str = "") -> None:
         self._reader = maxminddb.open_database(mmdb_path) if mmdb_path else None
         # Both are C lookups, cheap next to a cache's own bookkeeping: no cache needed.
-        self._lookup: Callable[[str], str | None] = self._from_mmdb if self._reader else iptocc.country_code
+        self._lookup: Callable[[str], Place] = self._from_mmdb if self._reader else self._from_table
 
-    def country(self, ip: IPAddress | None, headers: HeaderMap, trusted_peer: bool) -> str | None:
+    def place(self, ip: IPAddress | None, headers: HeaderMap, trusted_peer: bool) -> Place:
         if trusted_peer:
             from_proxy = _valid_country(headers.get("x-country-code"))
             if from_proxy:
-                return from_proxy
+                return Place(from_proxy)
         if ip is None or not ip.is_global:
-            return None
-        return _valid_country(self._lookup(str(ip)))
+            return NOWHERE
+        return self._lookup(str(ip))
 
-    def _from_mmdb(self, ip: str) -> str | None:
+    def country(self, ip: IPAddress | None, headers: HeaderMap, trusted_peer: bool) -> str | None:
+        return self.place(ip, headers, trusted_peer).country
+
+    @staticmethod
+    def _from_table(ip: str) -> Place:
+        return Place(_valid_country(iptocc.country_code(ip)))
+
+    def _from_mmdb(self, ip: str) -> Place:
         assert self._reader is not None
-        record = self._reader.get(ip)
-        if not isinstance(record, dict):
-            return None
-        country = record.get("country") or record.get("registered_country")
-        if isinstance(country, dict):
-            code = country.get("iso_code")
-            return code if isinstance(code, str) else None
-        return None
+        return place_of_record(self._reader.get(ip))
 
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
 
 
+def place_of_record(record: Any) -> Place:
+    """A MaxMind DB record's place: GeoIP2/GeoLite2 Country or City, DB-IP Country or City (the same
+    layout). The region is the first (largest) subdivision, as ISO 3166-2 (`country-subdivision`);
+    a subdivision without an ISO code (DB-IP's free City file names them only) gives none."""
+    if not isinstance(record, dict):
+        return NOWHERE
+    country = record.get("country") or record.get("registered_country")
+    code = _valid_country(country.get("iso_code")) if isinstance(country, dict) else None
+    region = city = None
+    subdivisions = record.get("subdivisions")
+    if code and isinstance(subdivisions, list) and subdivisions and isinstance(subdivisions[0], dict):
+        sub = subdivisions[0].get("iso_code")
+        if isinstance(sub, str) and 0 < len(sub) <= 3 and sub.isascii() and sub.isalnum():
+            region = f"{code}-{sub.upper()}"
+    names = record.get("city", {}).get("names") if isinstance(record.get("city"), dict) else None
+    if isinstance(names, dict):
+        name = names.get("en")
+        city = name[:200] if isinstance(name, str) and name else None
+    return Place(code, region, city)
+
+
 class Origins:
-    """A request's (ip_hash, country), remembered for the day per peer and forwarding headers.
+    """A request's (ip_hash, place), remembered for the day per peer and forwarding headers.
 
     Most traffic comes from few addresses at a time (and all of it through one proxy), so this spares
     parsing and hashing per request. The keys hold raw addresses in memory only, and are dropped
@@ -215,14 +251,14 @@ class Origins:
         self._cache: dict[tuple[str | None, ...], Origin] = {}
 
     async def of_end_user(self, ip_text: str | None, day: date) -> Origin:
-        """(ip_hash, country) of an address a server source reports for its end user: read as
+        """(ip_hash, place) of an address a server source reports for its end user: read as
         given, without proxy headers (the source vouches for it); an unparseable one is no address."""
         ip = parse_ip(ip_text) if ip_text else None
         if ip is None:
-            return None, None
-        return ip_hash(await self._salts.get(day), ip), self._countries.country(ip, {}, trusted_peer=False)
+            return None, NOWHERE
+        return ip_hash(await self._salts.get(day), ip), self._countries.place(ip, {}, trusted_peer=False)
 
-    async def resolve(self, peer_host: str | None, headers: HeaderMap, day: date) -> tuple[str | None, str | None]:
+    async def resolve(self, peer_host: str | None, headers: HeaderMap, day: date) -> Origin:
         if day != self._day:
             self._cache, self._day = {}, day
         get = headers.get
@@ -231,7 +267,7 @@ class Origins:
         if found is None:
             ip, trusted_peer = client_ip(peer_host, headers, self._proxies)
             hashed = ip_hash(await self._salts.get(day), ip) if ip is not None else None
-            found = (hashed, self._countries.country(ip, headers, trusted_peer))
+            found = (hashed, self._countries.place(ip, headers, trusted_peer))
             if len(self._cache) >= self.MAX_ENTRIES:
                 self._cache.clear()
             self._cache[key] = found

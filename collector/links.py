@@ -219,8 +219,10 @@ async def _store_click(request: Request, link: Link, table: LinkTable) -> None:
         event = to_event(raw, received_at, timedelta(0), received_at)
         client = request.scope.get("client")
         peer = client[0] if client else None
-        hashed, country = await collector.origins.resolve(peer, headers, received_at.date())
-        await collector.writer.write([event], Sender(received_at, hashed, country, user_agent))
+        hashed, place = await collector.origins.resolve(peer, headers, received_at.date())
+        await collector.writer.write(
+            [event], Sender(received_at, hashed, place.country, user_agent, place.region, place.city)
+        )
     except (WriteFailed, psycopg.Error, Rejection) as exc:
         table.click_lost(link, exc)
     else:

@@ -267,8 +267,10 @@ async def ingest(
         client = scope.get("client")
         peer = client[0] if client else None
         if end_users is None:
-            hashed, country = await collector.origins.resolve(peer, headers, received_at.date())
-            await collector.writer.write(events, Sender(received_at, hashed, country, user_agent))
+            hashed, place = await collector.origins.resolve(peer, headers, received_at.date())
+            await collector.writer.write(
+                events, Sender(received_at, hashed, place.country, user_agent, place.region, place.city)
+            )
         else:
             await collector.writer.write_many(await sources.senders(collector.origins, events, users, received_at))
     except (WriteFailed, psycopg.Error) as exc:

@@ -88,12 +88,14 @@ def take_contexts(events: list[Any], server: bool) -> list[EndUser] | None:
             ip, user_agent = None, None
             user = None
         if user is None:
-            user = seen[(ip, user_agent)] = _end_user(ip, user_agent)
+            user = seen[(ip, user_agent)] = end_user(ip, user_agent)
         users.append(user)
     return users
 
 
-def _end_user(ip: Any, user_agent: Any) -> EndUser:
+def end_user(ip: Any, user_agent: Any) -> EndUser:
+    """The end user an event names (its `context`, or an imported line's fields): an address and a
+    User-Agent when they are strings, the agent cut as a request's header is."""
     if isinstance(user_agent, str):
         user_agent = user_agent[:MAX_USER_AGENT_CHARS].replace("\x00", "") or None
     return EndUser(ip if isinstance(ip, str) else None, user_agent if isinstance(user_agent, str) else None)
@@ -103,13 +105,13 @@ async def senders(
     origins: Origins, events: Sequence[Event], users: Sequence[EndUser], received_at: datetime
 ) -> list[tuple[list[Event], Sender]]:
     """The events grouped by end user, each group with its columns: the end user's IP hash and
-    country, and User-Agent (none when the source named none: never the source's own)."""
+    place, and User-Agent (none when the source named none: never the source's own)."""
     groups: dict[EndUser, list[Event]] = {}
     for event, user in zip(events, users, strict=True):
         groups.setdefault(user, []).append(event)
     day = received_at.date()
     out = []
     for user, rows in groups.items():
-        hashed, country = await origins.of_end_user(user.ip, day)
-        out.append((rows, Sender(received_at, hashed, country, user.user_agent)))
+        hashed, place = await origins.of_end_user(user.ip, day)
+        out.append((rows, Sender(received_at, hashed, place.country, user.user_agent, place.region, place.city)))
     return out

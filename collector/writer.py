@@ -56,12 +56,14 @@ Row = tuple[
 
 
 class Sender(NamedTuple):
-    """The columns every event of one request shares: the last four of _COLUMN_TYPES."""
+    """The columns every event of one request shares: the last six of _COLUMN_TYPES."""
 
     received_at: datetime
     ip_hash: str | None
     country: str | None
     user_agent: str | None
+    region: str | None = None  # with a City database only (collector/client_ip.py: Place)
+    city: str | None = None
 
 
 _COLUMN_TYPES = {  # the fields of a COPY row, in order: a Row's, then a Sender's
@@ -77,6 +79,8 @@ _COLUMN_TYPES = {  # the fields of a COPY row, in order: a Row's, then a Sender'
     "ip_hash": "text",
     "country": "text",
     "user_agent": "text",
+    "region": "text",
+    "city": "text",
 }
 _COLUMNS = ", ".join(_COLUMN_TYPES)
 _CREATE_STAGING = f"""
@@ -301,6 +305,13 @@ class GroupCommitWriter:
         self._pending_bytes += len(data)
         self._wakeup.set()
         await future
+
+    async def write_copy_rows(self, data: bytes, events: int, oldest: datetime) -> None:
+        """Like `write`, for rows already in COPY's format (`copy_rows`, of any senders; `oldest`
+        their earliest received_at): `sluice import` encodes them in worker processes."""
+        if self._stopping:
+            raise WriteFailed("the collector is shutting down")
+        await self._enqueue(data, events, oldest)
 
     async def write_many(self, groups: Sequence[tuple[Sequence[Row], Sender]]) -> None:
         """Like `write`, for one request whose events have different senders (a server source's,

@@ -1,4 +1,4 @@
-"""`sluice etl run|status|rebuild|cleanup|daily|render`: the control endpoints, from a shell.
+"""`sluice etl run|status|rebuild|cleanup|daily|backfill|render`: the control endpoints, from a shell.
 
 Exit codes: 0 done, 1 the run failed (recorded in etl_runs), 2 bad arguments, 3 another run holds
 the lock (try --wait).
@@ -52,6 +52,33 @@ def _cmd_daily(args: argparse.Namespace, settings: Settings) -> int:
     return _run(settings, "daily", args, target_date=args.date)
 
 
+def _cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    if args.last < args.first:
+        print(f"sluice etl backfill: --to {args.last} is before --from {args.first}", file=sys.stderr)
+        return 2
+    code, result = backfill(settings, args.first, args.last, wait=args.wait)
+    if result is not None:
+        _print(result)
+    return code
+
+
+def backfill(settings: Settings, first: date, last: date, *, wait: bool) -> tuple[int, dict[str, Any] | None]:
+    """pipeline.backfill from a shell (`sluice import` runs it too, after it wrote): the exit code
+    (as `_run`'s, the failure said on stderr) and the run (None if it failed)."""
+    from sluice import embedded_pg
+
+    try:
+        with embedded_pg.database_for(settings) as settings:
+            result = pipeline.backfill(settings, first, last, wait=wait)
+    except pipeline.AlreadyRunning as exc:
+        print(f"sluice etl: {exc}; pass --wait to wait for it", file=sys.stderr)
+        return 3, None
+    except pipeline.RunFailed as exc:
+        print(f"sluice etl: {exc}", file=sys.stderr)
+        return 1, None
+    return 0, result.as_dict()
+
+
 def _cmd_cleanup(args: argparse.Namespace, settings: Settings) -> int:
     days = args.retention_days or settings.retention_days
     if days <= settings.lateness_days:
@@ -95,7 +122,9 @@ def _cmd_render(args: argparse.Namespace, settings: Settings) -> int:
         print(f"-- {found.name} runs Python, no SQL: {found.python.__module__}.{found.python.__name__}")
         return 0
     # as a run renders it in a database with postgresql-hll (the visitor sketches' statements shown)
-    context = Context(single_day=args.single_day, rebuild=args.rebuild, sketches=True)
+    context = Context(
+        single_day=args.single_day or args.backfill, rebuild=args.rebuild, sketches=True, backfill=args.backfill
+    )
     text = render(args.job, context)
     added = pipeline.after_job(found, context)
     if added:
@@ -142,6 +171,13 @@ def add_etl_commands(commands: argparse._SubParsersAction[Any]) -> None:
     command("rebuild", _cmd_rebuild, "recompute every ETL table from the raw log")
     daily = command("daily", _cmd_daily, "recompute the daily tables of one UTC day")
     daily.add_argument("date", type=_date, help="YYYY-MM-DD")
+    backfill_cmd = command(
+        "backfill",
+        _cmd_backfill,
+        "a run over the events waiting (imported ones whatever their age), recounting these days",
+    )
+    backfill_cmd.add_argument("--from", dest="first", type=_date, required=True, help="first UTC day, YYYY-MM-DD")
+    backfill_cmd.add_argument("--to", dest="last", type=_date, required=True, help="last UTC day, YYYY-MM-DD")
     cleanup = command("cleanup", _cmd_cleanup, "drop raw partitions past the retention; prune daily tables")
     cleanup.add_argument("--retention-days", type=_positive, help="raw retention (SLUICE_RETENTION_DAYS, default 90)")
     command("status", _cmd_status, "unprocessed events, lag, last run, row counts", runs=False)
@@ -150,3 +186,4 @@ def add_etl_commands(commands: argparse._SubParsersAction[Any]) -> None:
     variant = render_cmd.add_mutually_exclusive_group()
     variant.add_argument("--single-day", action="store_true", help="the variant for one target date")
     variant.add_argument("--rebuild", action="store_true", help="the variant a rebuild runs (emptied tables)")
+    variant.add_argument("--backfill", action="store_true", help="the variant `sluice etl backfill` runs")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -26,10 +26,16 @@ from sluice.etl.render import Context, render, statements
 from sluice.metrics import ETL_RUNS, ETL_STEP_SECONDS
 from sluice.settings import Settings
 
-Kind = Literal["incremental", "rebuild", "daily", "cleanup"]
+Kind = Literal["incremental", "rebuild", "daily", "backfill", "cleanup"]
 
 # The step_seconds entry of a run whose first attempt met a duplicate event_id (the seconds it took).
 RETRIED_WITH_ID_CHECK = "(duplicate event_id: again with the check)"
+# An incremental batch of this many events or more (an import's) is loaded as a rebuild loads: typed
+# in parallel (Context.bulk), and each bulk table it outweighs (more rows in the batch than in the
+# table) written with its indexes dropped, rebuilt after its job, then analysed. Random index
+# inserts cost more than a sorted build once they are as many as the rows already indexed: the
+# import's ETL, bench/README.md "Import".
+BULK_EVENTS = 100_000
 
 
 class AlreadyRunning(RuntimeError):
@@ -76,10 +82,13 @@ def run(
     *,
     batch_size: int | None = None,
     target_date: date | None = None,
+    last_date: date | None = None,
     wait: bool = False,
     on_started: Callable[[int], None] | None = None,
 ) -> RunResult:
-    """Runs the ETL once. Raises AlreadyRunning (unless `wait`), or RunFailed after recording it."""
+    """Runs the ETL once. Raises AlreadyRunning (unless `wait`), or RunFailed after recording it.
+    `daily` recounts the daily tables of `target_date`; `backfill` those of every day from
+    `target_date` to `last_date` (see `backfill`)."""
     with connect(settings, autocommit=True, application_name=f"sluice-etl-{kind}") as conn:
         if wait:
             conn.execute("select pg_advisory_lock(%s)", (RUN_LOCK,))
@@ -96,13 +105,19 @@ def run(
                     _tune(conn, settings)
                     if kind in ("incremental", "rebuild"):
                         _run_batch(conn, settings, result, rebuild=kind == "rebuild", batch_size=batch_size)
+                    elif kind == "backfill":
+                        if target_date is None or last_date is None:
+                            raise ValueError("a backfill needs its first and last day")
+                        _run_batch(
+                            conn, settings, result, rebuild=False, batch_size=None, days=(target_date, last_date)
+                        )
                     elif kind == "daily":
                         if target_date is None:
                             raise ValueError("a daily recompute needs a target_date")
                         _run_jobs(
                             conn,
                             SINGLE_DAY_JOBS,
-                            parameters(settings, target_date=target_date),
+                            parameters(settings, target_date=target_date, last_date=target_date),
                             result,
                             Context(single_day=True, sketches=has_sketches(conn)),
                         )
@@ -122,6 +137,35 @@ def run(
         finally:
             if not conn.broken:
                 conn.execute("select pg_advisory_unlock(%s)", (RUN_LOCK,))
+
+
+def backfill(settings: Settings, first: date, last: date, *, wait: bool = False) -> RunResult:
+    """How old events reach the tables (`sluice etl backfill`, and `sluice import` after it wrote):
+    one run that takes in every event committed since the last run, as an incremental run does
+    (imported ones whatever their age: batch_events, the lateness bound is for live traffic), and
+    recomputes the sessions they touch; its daily tables are then recounted whole from `sessions`
+    (as `sluice etl daily` does for one day) for every day from `first` to `last` and every other
+    day the batch touched, instead of moved by the visitor-days it changed: an import touches most
+    visitor-days of its days, and a day whose rows retention deleted while its sessions stayed
+    gets them back."""
+    if last < first:
+        raise ValueError(f"the backfill's last day {last} is before its first {first}")
+    _wait_until_visible(settings)
+    return run(settings, "backfill", target_date=first, last_date=last, wait=wait)
+
+
+def _wait_until_visible(settings: Settings, timeout_s: float = 60) -> None:
+    """Waits until every transaction that committed before the call is below the snapshot xmin,
+    which bounds a run's batch: the events just imported are then in it, even while another
+    session holds an older transaction open for a moment. After `timeout_s` the run goes on and
+    leaves the rest for the next (its `remaining` says how many)."""
+    deadline = time.monotonic() + timeout_s
+    with connect(settings, autocommit=True, application_name="sluice-etl-backfill") as conn:
+        horizon = _scalar(conn, "select pg_snapshot_xmax(pg_current_snapshot())::text")
+        while not _scalar(conn, "select pg_snapshot_xmin(pg_current_snapshot()) >= %s::xid8", (horizon,)):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
 
 
 def _record(result: RunResult) -> None:
@@ -206,8 +250,15 @@ def _finish(conn: psycopg.Connection, result: RunResult, status: str, error: str
 
 
 def _run_batch(
-    conn: psycopg.Connection, settings: Settings, result: RunResult, *, rebuild: bool, batch_size: int | None
+    conn: psycopg.Connection,
+    settings: Settings,
+    result: RunResult,
+    *,
+    rebuild: bool,
+    batch_size: int | None,
+    days: tuple[date, date] | None = None,
 ) -> None:
+    """`days`: a backfill's, whose daily tables are recounted for those days and the batch's."""
     # First thing in the transaction: every transaction below xmin has finished, so the events with
     # txid < xmin are all visible now and no later commit can add one below it.
     xmin = _scalar(conn, "select pg_snapshot_xmin(pg_current_snapshot())::text")
@@ -220,25 +271,31 @@ def _run_batch(
     high = _upper_bound(conn, low, xmin, batch_size)
     result.watermark_from, result.watermark_to = low, high
     params = parameters(settings, watermark_from=low, watermark_to=high)
+    if days is not None:
+        params.update(target_date=days[0], last_date=days[1])
+    in_range = int(_scalar(conn, "select count(*) from events where txid >= %s::xid8 and txid < %s::xid8", (low, high)))
     load = _rebuild if rebuild else _run_all_jobs
     sketches = has_sketches(conn)
+    recount: dict[str, bool] = {"single_day": True, "backfill": True} if days is not None else {}
+    if not rebuild and in_range >= BULK_EVENTS:
+        recount["bulk"] = True
+        params["bulk_events"] = in_range
     # First without the duplicate event_id checks: the event log's ids are unique but for rows
     # loaded around the collector, and stg_events' primary key (re-created after a rebuild's load)
     # fails on a duplicate. Then the savepoint undoes the attempt and the run goes again with them.
     rows_written = dict(result.rows_written)
     try:
         with conn.transaction():
-            load(conn, params, result, Context(rebuild=rebuild, assume_unique_ids=True, sketches=sketches))
+            load(conn, params, result, Context(rebuild=rebuild, assume_unique_ids=True, sketches=sketches, **recount))
     except errors.UniqueViolation:
         result.rows_written = rows_written
         result.step_seconds[RETRIED_WITH_ID_CHECK] = round(sum(result.step_seconds.values()), 3)
-        load(conn, params, result, Context(rebuild=rebuild, sketches=sketches))
+        load(conn, params, result, Context(rebuild=rebuild, sketches=sketches, **recount))
 
     by_type = conn.execute("select event_type, count(*) from batch_events group by event_type").fetchall()
     result.events_by_type = {str(kind): int(n) for kind, n in by_type}
     result.events_processed = sum(result.events_by_type.values())
-    in_range = _scalar(conn, "select count(*) from events where txid >= %s::xid8 and txid < %s::xid8", (low, high))
-    result.events_too_late = int(in_range) - result.events_processed
+    result.events_too_late = in_range - result.events_processed
     result.remaining = int(_scalar(conn, "select count(*) from events where txid >= %s::xid8", (high,)))
     conn.execute("update etl_state set watermark = %s::xid8", (high,))
 
@@ -325,23 +382,38 @@ def _run_jobs(
     for job in jobs:
         started = time.perf_counter()
         written_before = _rows_written(conn, job.table) if job.table else 0
-        if job.python is not None:
-            job.python(conn)
-        else:
-            for statement in statements(render(job.name, context)):
-                conn.execute(statement, params)
-        for added in after_job(job, context):
+        text = render(job.name, context) if job.python is None else ""
+        # (a job whose statements need its table's key, `on conflict`, keeps its indexes)
+        deferred = context.bulk and job.bulk and "on conflict" not in text and _outweighs(conn, params, job.name)
+        with _indexes_deferred(conn, (job.name,)) if deferred else nullcontext():
+            if job.python is not None:
+                job.python(conn)
+            else:
+                for statement in statements(text):
+                    conn.execute(statement, params)
+        for added in after_job(job, context, loaded=deferred):
             conn.execute(added)
         if job.table:
             _count(result, job.table, _rows_written(conn, job.table) - written_before)
         result.step_seconds[job.name] = round(time.perf_counter() - started, 3)
 
 
-def after_job(job: Job, context: Context) -> list[sql.Composed]:
+def _outweighs(conn: psycopg.Connection, params: dict[str, Any], table: str) -> bool:
+    """A bulk batch holds more events than `table` has rows (as PostgreSQL last counted them)."""
+    rows = _scalar(
+        conn,
+        """select greatest(c.reltuples::bigint, pg_stat_get_live_tuples(c.oid))
+           from pg_class as c where c.oid = %s::regclass""",
+        (table,),
+    )
+    return bool(params["bulk_events"] > int(rows))
+
+
+def after_job(job: Job, context: Context, *, loaded: bool = False) -> list[sql.Composed]:
     """What the run adds after a job's own statements: a rebuild analyses a bulk-loaded table right
-    after its load, so the jobs after it plan for a full table and the next incremental runs get
-    index plans right away."""
-    if context.rebuild and job.table and job.bulk:
+    after its load (as a bulk batch does a table it `loaded` with the indexes dropped), so the jobs
+    after it plan for a full table and the next incremental runs get index plans right away."""
+    if (context.rebuild or loaded) and job.table and job.bulk:
         return [sql.SQL("analyze {}").format(sql.Identifier(job.table))]
     return []
 

@@ -34,6 +34,12 @@ class Context:
     assume_unique_ids: bool = False
     # the database has postgresql-hll (migration 0013): the sketch jobs fill the visitor sketches
     sketches: bool = False
+    # `sluice etl backfill` (with single_day): an incremental batch whose daily tables are recounted
+    # whole, for the given days and every day the batch touched (affected_days)
+    backfill: bool = False
+    # an incremental batch of at least pipeline.BULK_EVENTS (an import): typed in parallel and its
+    # scratch tables analysed, as a rebuild's
+    bulk: bool = False
 
 
 def _source(name: str) -> str | None:

@@ -37,6 +37,7 @@ SESSION_DIMENSIONS = (
     "referrer_domain",
     "channel",
     "country",
+    "city",
     "device_type",
     "browser",
     "os",

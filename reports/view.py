@@ -39,6 +39,7 @@ LISTS = (
     ("referrer_domain", "Referrers", "Referrer"),
     ("channel", "Channels", "Channel"),
     ("country", "Countries", "Country"),
+    ("city", "Cities", "City"),
     ("device_type", "Devices", "Device"),
     ("browser", "Browsers", "Browser"),
     ("os", "Operating systems", "OS"),

@@ -83,9 +83,10 @@ def add_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from sluice.analysts import add_analyst_commands
+    from sluice.collector.import_cli import add_import_command
     from sluice.collector.links_cli import add_links_commands
     from sluice.collector.sites_cli import add_sites_commands
-    from sluice.etl.cli import add_etl_commands
+    from sluice.etl.cli import add_etl_commands, backfill
 
     parser = argparse.ArgumentParser(prog="sluice", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_analyst_commands(commands)
     add_links_commands(commands)
     add_sites_commands(commands)
+    # ingestion and the ETL meet here, not in each other: the import then runs the ETL's backfill
+    add_import_command(commands, then=lambda settings, first, last: backfill(settings, first, last, wait=True))
     return parser
 
 

@@ -26,7 +26,7 @@ GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.
 
 _COLUMNS = (
     "event_id, site_id, event_type, occurred_at, client_timestamp, received_at, visitor_id, session_id, "
-    "ip_hash, country, user_agent, payload"
+    "ip_hash, country, region, city, user_agent, payload"
 )
 
 
@@ -45,6 +45,8 @@ def event(
     received: str | datetime | None = None,
     ip_hash: str | None = "ab12",
     country: str | None = "FR",
+    region: str | None = None,
+    city: str | None = None,
     user_agent: str | None = CHROME,
     **payload: Any,
 ) -> dict[str, Any]:
@@ -74,6 +76,8 @@ def event(
         "session_id": session,
         "ip_hash": ip_hash,
         "country": country,
+        "region": region,
+        "city": city,
         "user_agent": user_agent,
         "payload": body,
     }

@@ -123,7 +123,7 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         ],
     )
     first = pipeline.run(settings)
-    # daily_breakdown (and its sketches): 11 session dimensions and 2 paths
+    # daily_breakdown (and its sketches): 12 session dimensions and 2 paths
     assert first.rows_written == {
         "user_agents": 1,
         "sessions": 1,
@@ -133,10 +133,10 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "clicks": 1,
         "hourly_click_counts": 1,
         "daily_metrics": 1,
-        "daily_breakdown": 13,
+        "daily_breakdown": 14,
         "daily_visitor_sketches": 1,
         "hourly_metrics": 1,
-        "daily_breakdown_sketches": 13,
+        "daily_breakdown_sketches": 14,
     }
     # a late event starts the session earlier: its key changes, so do its three events' rows
     insert(db, [event(at_="2026-03-01 09:50", received="2026-03-01 10:10", url="https://ex.com/c")])
@@ -150,12 +150,12 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "clicks": 1,  # its click rewritten
         "hourly_click_counts": 0,  # the same click in the same hour: no change
         "daily_metrics": 1,
-        # 10 dimensions one pageview up, entry_path's /a row emptied (then deleted) and its /c row
+        # 11 dimensions one pageview up, entry_path's /a row emptied (then deleted) and its /c row
         # inserted, and the new path
-        "daily_breakdown": 13,
+        "daily_breakdown": 14,
         "daily_visitor_sketches": 1,  # the touched day's sketches, recomputed
         "hourly_metrics": 1,  # the day's hours recomputed: its one session now starts at 09:00
-        "daily_breakdown_sketches": 14,
+        "daily_breakdown_sketches": 15,
     }
     assert rows(db, "select count(*) as n from stg_events") == [{"n": 4}]
 

@@ -195,6 +195,10 @@ _event = st.fixed_dictionaries(
         "user": st.sampled_from([None, None, "u1", "u2"]),
         "status": st.sampled_from([None, 200, 404, 500]),
         "duration": st.sampled_from([None, 1.5, 12.0, 300.0]),
+        # issue 13: places from a City database; and events imported long after (sluice import),
+        # which count whatever their age
+        "place": st.sampled_from([(None, None), (None, None), ("DE-BE", "Berlin"), ("FR-IDF", "Paris")]),
+        "imported": st.sampled_from([False, False, False, True]),
     }
 )
 
@@ -202,10 +206,14 @@ _event = st.fixed_dictionaries(
 def _stored(e: dict[str, Any], i: int) -> dict[str, Any]:
     occurred = at("2026-03-01 00:00") + timedelta(minutes=e["minute"], seconds=i % 60)
     anon = e["who"].startswith("anon")
+    delay = timedelta(days=40) if e["imported"] else timedelta(minutes=e["delay_min"])
     return event(
         e["kind"],
         at_=occurred,
-        received=occurred + timedelta(minutes=e["delay_min"], seconds=1),
+        received=occurred + delay + timedelta(seconds=1),
+        region=e["place"][0],
+        city=e["place"][1],
+        context={"source": "import"} if e["imported"] else None,
         visitor=None if anon else e["who"],
         session=e["session"],
         ip_hash=e["who"],
@@ -221,18 +229,31 @@ def _stored(e: dict[str, Any], i: int) -> dict[str, Any]:
 
 
 @hypothesis_settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(stream=st.lists(_event, min_size=4, max_size=30), cuts=st.lists(st.floats(0, 1), min_size=1, max_size=4))
+@given(
+    stream=st.lists(_event, min_size=4, max_size=30),
+    cuts=st.lists(st.floats(0, 1), min_size=1, max_size=4),
+    # each run incremental, or a backfill (sluice etl backfill) of some of the stream's days
+    backfills=st.lists(st.sampled_from([None, None, (0, 0), (1, 2), (0, 3)]), min_size=5, max_size=5),
+)
 def test_incremental_runs_equal_a_rebuild(
-    db: psycopg.Connection, settings: Settings, stream: list[dict[str, Any]], cuts: list[float]
+    db: psycopg.Connection,
+    settings: Settings,
+    stream: list[dict[str, Any]],
+    cuts: list[float],
+    backfills: list[tuple[int, int] | None],
 ) -> None:
     db.execute("truncate events")
     pipeline.run(settings, "rebuild")  # empty tables for this example
     events = sorted((_stored(e, i) for i, e in enumerate(stream)), key=lambda e: e["received_at"])
     bounds = [0, *sorted(int(c * len(events)) for c in cuts), len(events)]
-    for lo, hi in itertools.pairwise(bounds):
+    for (lo, hi), days in zip(itertools.pairwise(bounds), backfills, strict=False):
         if hi > lo:
             insert(db, events[lo:hi])
-        pipeline.run(settings)
+        if days is None:
+            pipeline.run(settings)
+        else:
+            first = date(2026, 3, 1)
+            pipeline.backfill(settings, first + timedelta(days=days[0]), first + timedelta(days=days[1]))
     assert_a_rebuild_gives_the_same_tables(db, settings)
 
 
@@ -257,6 +278,40 @@ def test_a_duplicate_event_id_in_the_log_counts_once_and_later_runs_go_on(
     assert pipeline.RETRIED_WITH_ID_CHECK not in result.step_seconds
     assert rows(db, "select path from stg_events where event_id = %s", (first["event_id"],)) == [{"path": "/first"}]
     assert rows(db, "select sum(event_count) as n from sessions") == [{"n": 3}]
+    assert_a_rebuild_gives_the_same_tables(db, settings)
+
+
+def _indexes(db: psycopg.Connection) -> list[dict[str, Any]]:
+    return rows(
+        db,
+        """select tablename, indexdef from pg_indexes
+           where schemaname = current_schema() and tablename = any(%s) order by 1, 2""",
+        (list(pipeline.BULK_TABLES),),
+    )
+
+
+def test_a_bulk_batch_loads_the_tables_it_outweighs_as_a_rebuild_and_equals_one(
+    db: psycopg.Connection, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import's batch (pipeline.BULK_EVENTS or more: 1 here) is typed in parallel and loads each
+    bulk table it outweighs with its indexes dropped: the same rows as any run, the same indexes
+    after, and a duplicate event_id still caught by stg_events' key, re-created."""
+    monkeypatch.setattr(pipeline, "BULK_EVENTS", 1)
+    indexes = _indexes(db)
+    stream = [
+        event("pageview", at_=f"2026-03-01 10:{m:02d}", visitor=v, session=s, url=f"https://ex.com/{m % 3}")
+        for m, v, s in [(0, "v1", None), (5, "v1", None), (9, "v2", "sA"), (40, "v1", None), (41, "v2", "sA")]
+    ]
+    stream += [event("click", at_="2026-03-01 10:07", visitor="v1", target="https://out.org/", city="Berlin")]
+    copy = {**stream[0], "received_at": stream[0]["received_at"] + timedelta(seconds=2)}
+    insert(db, [*stream[:3], copy])  # a duplicate id in the batch
+    first = pipeline.run(settings)
+    assert pipeline.RETRIED_WITH_ID_CHECK in first.step_seconds
+    assert _indexes(db) == indexes
+    insert(db, stream[3:])
+    assert pipeline.run(settings).events_processed == 3
+    assert _indexes(db) == indexes
+    assert rows(db, "select count(*) as n from stg_events") == [{"n": 6}]
     assert_a_rebuild_gives_the_same_tables(db, settings)
 
 

@@ -11,7 +11,7 @@ from collector_testing import PROXY, VISITOR, collector_client, event, post
 from starlette.datastructures import Headers
 
 from sluice.collector import sites
-from sluice.collector.client_ip import Countries, DailySalts, Origins, client_ip, ip_hash
+from sluice.collector.client_ip import Countries, DailySalts, Origin, Origins, Place, client_ip, ip_hash
 from sluice.db import async_pool
 from sluice.settings import Settings
 
@@ -156,12 +156,12 @@ def test_origins_are_remembered_within_a_day_only() -> None:
     headers = Headers({"x-forwarded-for": "8.8.8.8"})
     day1, day2 = date(2026, 5, 4), date(2026, 5, 5)
 
-    async def resolve_all() -> list[tuple[str | None, str | None]]:
+    async def resolve_all() -> list[Origin]:
         return [await origins.resolve("127.0.0.1", headers, day) for day in (day1, day1, day2)]
 
     first, again, next_day = asyncio.run(resolve_all())
     assert first == again
-    assert first[1] == next_day[1] == "US"
+    assert first[1] == next_day[1] == Place("US")
     assert first[0] != next_day[0]
     assert salts.asked == [day1, day2]
 

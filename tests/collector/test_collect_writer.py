@@ -208,7 +208,7 @@ def test_rows_are_stored_exactly_as_given(settings: Settings, db: psycopg.Connec
             b"[]",
         ),
     ]
-    sender = Sender(SENDER.received_at, "ab" * 16, "PL", "UA\\with\ttab")
+    sender = Sender(SENDER.received_at, "ab" * 16, "PL", "UA\\with\ttab", "PL-14", "Warszawa")
 
     async def scenario() -> None:
         writer = GroupCommitWriter(settings)
@@ -219,7 +219,7 @@ def test_rows_are_stored_exactly_as_given(settings: Settings, db: psycopg.Connec
     asyncio.run(scenario())
     stored = db.execute(
         """select event_id, site_id, event_type, occurred_at, client_timestamp, visitor_id, session_id,
-                  payload::text, received_at, ip_hash, country, user_agent
+                  payload::text, received_at, ip_hash, country, user_agent, region, city
            from events"""
     ).fetchall()
     expected = [(*r[:7], orjson.dumps(orjson.loads(r[7])).decode(), *sender) for r in rows]
