@@ -16,6 +16,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from sluice.etl import pipeline
+from sluice.etl.jobs import BULK_TABLES
 from sluice.etl.locks import RUN_LOCK
 from sluice.settings import Settings
 
@@ -286,7 +287,7 @@ def _indexes(db: psycopg.Connection) -> list[dict[str, Any]]:
         db,
         """select tablename, indexdef from pg_indexes
            where schemaname = current_schema() and tablename = any(%s) order by 1, 2""",
-        (list(pipeline.BULK_TABLES),),
+        (list(BULK_TABLES),),
     )
 
 
