@@ -1,18 +1,33 @@
 """CORS for `/collect`, lean on the hot path.
 
-Starlette's CORSMiddleware answers the preflights here. For everything else it is replaced by a
-few lines, because it wraps every request and rebuilds the response headers, a sizeable share of
-the collector's CPU per request (bench/README.md); this only appends two headers when an allowed
-Origin is present. `POST /collect` adds them itself (`AllowedOrigins.headers_for`),
-with no middleware around it at all.
+Who may call: an origin in `SLUICE_CORS_ORIGINS` (default `*`), or one in the `allowed_origins` of
+the registered site the request is for (`sluice sites add --origin`), as on the dialects'
+endpoints (collector/dialects/http.py). A `POST /collect` is for the sites its events name: its
+answer carries the headers when every one of them allows the origin (a body too broken to name
+a site: when some site does, so that its page can read the error). A pixel `GET` is for its
+`siteId`. A preflight does not say its site: it passes when some site allows the origin.
+
+Starlette's CORSMiddleware answers the preflights of the global list here. For everything else it
+is replaced by a few lines, because it wraps every request and rebuilds the response headers, a
+sizeable share of the collector's CPU per request (bench/README.md); this only appends two headers
+when an allowed Origin is present. `POST /collect` adds them itself (`AllowedOrigins.headers_for`,
+then the sites' origins only when that list refuses), with no middleware around it at all.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from sluice.collector.sites import SiteDirectory
+
+_PREFLIGHT_HEADERS = "Content-Type, Content-Encoding"
 
 
 class AllowedOrigins:
@@ -32,7 +47,34 @@ class AllowedOrigins:
         if origin not in self.origins:
             return []
         # With a list of origins the answer depends on the request's Origin: caches must know it.
-        return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
+        return echoed(origin)
+
+
+def echoed(origin: bytes) -> list[tuple[bytes, bytes]]:
+    """The headers that let a page of `origin` read an answer meant for it alone."""
+    return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
+
+
+async def site_headers(sites: SiteDirectory, origin: bytes, site_ids: set[str] | None) -> list[tuple[bytes, bytes]]:
+    """When SLUICE_CORS_ORIGINS refused `origin`: the headers the sites' own origins grant, for a
+    request for `site_ids` (None: it named none that could be read; then any site's origin will do)."""
+    text = origin.decode("latin-1")
+    allowed = await (sites.any_allows(text) if site_ids is None else sites.all_allow(site_ids, text))
+    return echoed(origin) if allowed else []
+
+
+def preflight_answer(origin: str, methods: str, headers: str) -> Response:
+    """A preflight's 204 for an origin a site allows (the global list's are Starlette's)."""
+    return Response(
+        status_code=204,
+        headers={
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": methods,
+            "Access-Control-Allow-Headers": headers,
+            "Access-Control-Max-Age": "86400",
+            "Vary": "Origin",
+        },
+    )
 
 
 class CollectCORS:
@@ -61,9 +103,15 @@ class CollectCORS:
             await self.app(scope, receive, send)
             return
         if preflight and scope["method"] == "OPTIONS":
-            await self.preflights(scope, receive, send)
+            if not self.allowed.headers_for(origin) and await _sites(scope).any_allows(origin.decode("latin-1")):
+                answer = preflight_answer(origin.decode("latin-1"), "GET, POST", _PREFLIGHT_HEADERS)
+                await answer(scope, receive, send)
+                return
+            await self.preflights(scope, receive, send)  # the global list's, or its 400
             return
         extra = self.allowed.headers_for(origin)
+        if not extra:
+            extra = await site_headers(_sites(scope), origin, _query_site(scope))
         if not extra:
             await self.app(scope, receive, send)  # the browser withholds the answer from that page
             return
@@ -83,3 +131,14 @@ def origin_of(scope: Scope) -> bytes | None:
         if name == b"origin":
             origin = value
     return origin
+
+
+def _sites(scope: Scope) -> SiteDirectory:
+    sites: SiteDirectory = scope["state"]["collector"].sites
+    return sites
+
+
+def _query_site(scope: Scope) -> set[str] | None:
+    """The pixel's site: its query's siteId (None when it names none)."""
+    values = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1")).get("siteId")
+    return {values[-1]} if values else None

@@ -28,7 +28,7 @@ from starlette.types import Receive, Scope, Send
 from sluice.collector import sources
 from sluice.collector.body import check_content_type, read_body
 from sluice.collector.client_ip import Origins
-from sluice.collector.cors import AllowedOrigins, origin_of
+from sluice.collector.cors import AllowedOrigins, origin_of, site_headers
 from sluice.collector.fault_log import FaultLog
 from sluice.collector.rejections import Rejection
 from sluice.collector.sites import SiteDirectory
@@ -125,7 +125,9 @@ class CollectPost:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         received_at = datetime.now(UTC)
-        cors = self.cors.headers_for(origin_of(scope))  # a POST is never a preflight
+        origin = origin_of(scope)
+        cors = self.cors.headers_for(origin)  # a POST is never a preflight
+        batch: Batch | None = None
         headers = request_headers(scope)
         declared = headers.get("content-length", "")
         size = int(declared) if declared.isdigit() else _UNDECLARED_BYTES
@@ -150,6 +152,8 @@ class CollectPost:
             finally:
                 _IN_FLIGHT.count -= 1
                 _IN_FLIGHT.bytes -= size
+        if origin is not None and not cors:  # SLUICE_CORS_ORIGINS refused it: the sites' own origins
+            cors = await site_headers(collector_of(scope).sites, origin, _named_sites(batch))
         # Dispatched before the router (sluice/routing.py), it counts its own answers in the metrics.
         if isinstance(response, bytes):  # the 202: the same message JSONResponse would send, built directly
             count_request("/collect", 202)
@@ -161,6 +165,14 @@ class CollectPost:
             if cors:
                 response.raw_headers = [*response.raw_headers, *cors]
             await response(scope, receive, send)
+
+
+def _named_sites(batch: Batch | None) -> set[str] | None:
+    """The sites a batch's events name (None when it could not be read, or names none)."""
+    if batch is None:
+        return None
+    named = {raw["siteId"] for raw in batch.events if isinstance(raw, dict) and isinstance(raw.get("siteId"), str)}
+    return named or None
 
 
 async def collect_get(request: Request) -> Response:

@@ -11,6 +11,7 @@ slow password hash would cost milliseconds of every request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import secrets
@@ -174,6 +175,26 @@ class SiteDirectory:
             await self._fresh(missed=True)
         return site_ids & self._sites.keys()
 
-    def any_allows(self, origin: str) -> bool:
-        """Whether some site allows `origin` (a preflight does not say which site it is for)."""
+    async def _fresh_or_known(self, missed: bool) -> None:
+        """`_fresh`, but an unreadable table leaves the copy already read (CORS decisions must not fail)."""
+        with contextlib.suppress(psycopg.Error):
+            await self._fresh(missed)
+
+    async def any_allows(self, origin: str) -> bool:
+        """Whether some site allows `origin` (a preflight does not say which site it is for). Read
+        fresh as `get` is (a process's first preflight comes before any other look-up); while the
+        table is unreadable, the sites last read decide."""
+        await self._fresh_or_known(missed=False)
+        if not any(origin in site.allowed_origins for site in self._sites.values()):
+            await self._fresh_or_known(missed=True)
         return any(origin in site.allowed_origins for site in self._sites.values())
+
+    async def all_allow(self, site_ids: set[str], origin: str) -> bool:
+        """Whether every one of `site_ids` is registered and lists `origin` among its allowed origins
+        (a batch for several sites is answered to a page only if all of them allow it)."""
+        if not site_ids:
+            return False
+        await self._fresh_or_known(missed=False)
+        if not site_ids <= self._sites.keys():
+            await self._fresh_or_known(missed=True)
+        return all(site_id in self._sites and origin in self._sites[site_id].allowed_origins for site_id in site_ids)

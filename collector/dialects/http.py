@@ -34,7 +34,7 @@ from starlette.routing import BaseRoute, Route
 
 from sluice.collector import routes
 from sluice.collector.body import GZIP_MAGIC, gunzip, read_body
-from sluice.collector.cors import AllowedOrigins
+from sluice.collector.cors import AllowedOrigins, echoed, preflight_answer
 from sluice.collector.dialects import plausible, posthog, segment, umami
 from sluice.collector.dialects.shared import Translated
 from sluice.collector.rejections import Rejection
@@ -107,21 +107,12 @@ def _post(path: str, dialect: Dialect, cors: AllowedOrigins) -> list[BaseRoute]:
         origin = request.headers.get("origin")
         collector = routes.collector_of(request.scope)
         allowed = origin is not None and (
-            bool(cors.headers_for(origin.encode("latin-1"))) or collector.sites.any_allows(origin)
+            bool(cors.headers_for(origin.encode("latin-1"))) or await collector.sites.any_allows(origin)
         )
         if not allowed:
             return Response(status_code=204, headers={"Allow": "POST, OPTIONS"})
         assert origin is not None
-        return Response(
-            status_code=204,
-            headers={
-                "Access-Control-Allow-Origin": origin,
-                "Access-Control-Allow-Methods": "POST",
-                "Access-Control-Allow-Headers": _PREFLIGHT_HEADERS,
-                "Access-Control-Max-Age": "86400",
-                "Vary": "Origin",
-            },
-        )
+        return preflight_answer(origin, "POST", _PREFLIGHT_HEADERS)
 
     return [Route(path, answer, methods=["POST"]), Route(path, preflight, methods=["OPTIONS"])]
 
@@ -130,7 +121,7 @@ def _cors_headers(cors: AllowedOrigins, origin: str, site: Site | None) -> list[
     raw = origin.encode("latin-1")
     headers = cors.headers_for(raw)
     if not headers and site is not None and origin in site.allowed_origins:
-        headers = [(b"access-control-allow-origin", raw), (b"vary", b"Origin")]
+        headers = echoed(raw)
     return headers
 
 

@@ -117,8 +117,11 @@ def test_the_directory_knows_a_new_key_at_once_and_forgets_a_rotated_one(
             assert site is not None
             assert (site.site_id, site.allowed_origins) == ("shop", ("https://shop.example",))
             assert await directory.known({"shop", "other"}) == {"shop"}
-            assert directory.any_allows("https://shop.example")
-            assert not directory.any_allows("https://evil.example")
+            assert await directory.any_allows("https://shop.example")
+            assert not await directory.any_allows("https://evil.example")
+            assert await directory.all_allow({"shop"}, "https://shop.example")
+            assert not await directory.all_allow({"shop", "other"}, "https://shop.example")
+            assert not await directory.all_allow(set(), "https://shop.example")
             sites.rotate_key(db, "shop")
             assert await directory.site_of_key(made[1]) is None
 
