@@ -236,3 +236,45 @@ def test_unknown_sites_are_refused_when_required(settings: Settings, db: psycopg
             == 202
         )
     assert [row[0] for row in stored(db)] == ["shop", "shop"]
+
+
+def test_umami_performance_and_error_reach_the_log_as_the_tracker_sends_them(
+    client: TestClient, db: psycopg.Connection
+) -> None:
+    from test_dialects import UMAMI_ERROR, UMAMI_PERFORMANCE
+
+    # the tracker's fetch: JSON, its own headers, a browser's agent
+    headers = {"Content-Type": "application/json", "x-umami-website-id": "shop", "User-Agent": CHROME}
+    performance = {**UMAMI_PERFORMANCE, "payload": {**UMAMI_PERFORMANCE["payload"], "website": "shop"}}  # type: ignore[dict-item]
+    answer = client.post("/api/send", content=orjson.dumps(performance), headers=headers)
+    assert (answer.status_code, answer.json()) == (200, {"ok": True})
+    error = {**UMAMI_ERROR, "payload": {**UMAMI_ERROR["payload"], "website": "shop"}}  # type: ignore[dict-item]
+    for _ in range(2):  # errors.ts retries a 5xx with the same eventId: stored once
+        answer = client.post("/api/send", content=orjson.dumps(error), headers=headers)
+        assert (answer.status_code, answer.json()) == (200, {"ok": True})
+    rows = db.execute(
+        """select event_id::text, event_type, visitor_id, user_id, occurred_at, user_agent, payload
+           from events order by event_type desc"""
+    ).fetchall()
+    assert [(kind, visitor, user, agent) for _, kind, visitor, user, _, agent, _ in rows] == [
+        ("performance", "u1", "u1", CHROME),
+        ("error", "u1", "u1", CHROME),
+    ]
+    (_, _, _, _, _, _, vitals), (error_id, _, _, _, error_at, _, failure) = rows
+    assert vitals["vitals"] == {"lcp": 1210.0, "inp": 48, "cls": 0.031, "fcp": 412.5, "ttfb": 38.2}
+    assert vitals["url"] == "https://example.com/a"
+    assert error_id == "0c9f4b2e-8d4a-4f7e-9b1d-3e2a5c6d7f80"
+    assert error_at.isoformat(timespec="milliseconds") == "2026-01-01T10:00:00.123+00:00"
+    assert (failure["error"]["name"], failure["error"]["handled"], failure["path"]) == ("TypeError", False, "/a")
+    # out of Umami's bounds, or missing what it requires: 4xx and nothing stored
+    too_slow = {"type": "performance", "payload": {"website": "shop", "lcp": 90000}}
+    refused = client.post("/api/send", json=too_slow, headers=headers)
+    assert (refused.status_code, refused.json()["error"], refused.json()["field"]) == (
+        422,
+        "invalid_value",
+        "payload.lcp",
+    )
+    nameless = {"type": "error", "payload": {"website": "shop", "message": "boom"}}
+    refused = client.post("/api/send", json=nameless, headers=headers)
+    assert (refused.status_code, refused.json()["field"]) == (400, "payload.name")
+    assert count(db) == 2

@@ -282,5 +282,121 @@ def test_umami_event_and_identify() -> None:
         umami.translate({"type": "event", "payload": {}})
     assert (raised.value.reason, raised.value.field) == ("missing_field", "payload.website")
     with pytest.raises(Rejection) as raised:
-        umami.translate({"type": "performance", "payload": {"website": "w"}})
+        umami.translate({"type": "pageleave", "payload": {"website": "w"}})
     assert (raised.value.reason, raised.value.field) == ("invalid_value", "type")
+
+
+# As Umami's tracker builds them (src/tracker/index.ts: getPayload() plus the metrics; errors.ts)
+UMAMI_PERFORMANCE = {
+    "type": "performance",
+    "payload": {
+        "website": "w-1",
+        "screen": "1280x800",
+        "language": "en-US",
+        "title": "A",
+        "hostname": "example.com",
+        "url": "https://example.com/a",
+        "referrer": "",
+        "id": "u1",
+        "ttfb": 38.2,
+        "fcp": 412.5,
+        "lcp": 1210.0,
+        "cls": 0.031,
+        "inp": 48,
+        "duration": 15023,
+    },
+}
+UMAMI_ERROR = {
+    "type": "error",
+    "payload": {
+        "version": 1,
+        "website": "w-1",
+        "eventId": "0c9f4b2e-8d4a-4f7e-9b1d-3e2a5c6d7f80",
+        "timestamp": 1767261600123,
+        "name": "TypeError",
+        "message": "Cannot read properties of undefined (reading 'x')",
+        "stack": "TypeError: Cannot read properties of undefined\n    at https://example.com/app.js:1:20",
+        "handled": False,
+        "url": "/a",
+        "id": "u1",
+        "screen": "1280x800",
+        "language": "en-US",
+        "release": "1.4.2",
+        "environment": "production",
+        "tags": {"area": "checkout"},
+    },
+}
+
+
+def test_umami_performance_is_a_performance_event_with_its_vitals() -> None:
+    assert umami.translate(UMAMI_PERFORMANCE).events == [
+        {
+            "siteId": "w-1",
+            "eventType": "performance",
+            "vitals": {"lcp": 1210.0, "inp": 48, "cls": 0.031, "fcp": 412.5, "ttfb": 38.2},
+            "pageDurationMs": 15023,
+            "visitorId": "u1",
+            "userId": "u1",
+            "url": "https://example.com/a",
+            "title": "A",
+            "screen": "1280x800",
+            "language": "en-US",
+            "hostname": "example.com",
+        }
+    ]
+    # a page left before any metric was observed: the event, without vitals
+    assert "vitals" not in umami.translate({"type": "performance", "payload": {"website": "w"}}).events[0]
+    for name, value, reason in [
+        ("lcp", -1, "invalid_value"),
+        ("inp", 60001, "invalid_value"),
+        ("cls", 101, "invalid_value"),
+        ("ttfb", "12", "wrong_type"),
+        ("fcp", True, "wrong_type"),
+        ("duration", -5, "invalid_value"),
+    ]:
+        with pytest.raises(Rejection) as raised:
+            umami.translate({"type": "performance", "payload": {"website": "w", name: value}})
+        assert (raised.value.reason, raised.value.field) == (reason, f"payload.{name}")
+
+
+def test_umami_error_is_an_error_event_with_its_id_and_millisecond_time() -> None:
+    assert umami.translate(UMAMI_ERROR).events == [
+        {
+            "siteId": "w-1",
+            "eventType": "error",
+            "error": {
+                "name": "TypeError",
+                "message": "Cannot read properties of undefined (reading 'x')",
+                "stack": "TypeError: Cannot read properties of undefined\n    at https://example.com/app.js:1:20",
+                "release": "1.4.2",
+                "environment": "production",
+                "handled": False,
+                "tags": {"area": "checkout"},
+            },
+            "eventId": "0c9f4b2e-8d4a-4f7e-9b1d-3e2a5c6d7f80",
+            "visitorId": "u1",
+            "userId": "u1",
+            "path": "/a",
+            "timestamp": "2026-01-01T10:00:00.123000+00:00",
+            "screen": "1280x800",
+            "language": "en-US",
+        }
+    ]
+    payload = UMAMI_ERROR["payload"]
+    assert isinstance(payload, dict)
+    for changed, reason, field in [
+        ({"name": None}, "missing_field", "payload.name"),
+        ({"name": ""}, "invalid_value", "payload.name"),
+        ({"message": None}, "missing_field", "payload.message"),
+        ({"message": "x" * 2001}, "invalid_value", "payload.message"),
+        ({"stack": 3}, "wrong_type", "payload.stack"),
+        ({"handled": "no"}, "wrong_type", "payload.handled"),
+        ({"tags": {"a": 1}}, "wrong_type", "payload.tags"),
+        ({"tags": {str(n): "v" for n in range(21)}}, "invalid_value", "payload.tags"),
+        ({"fingerprint": []}, "invalid_value", "payload.fingerprint"),
+        ({"version": 2}, "invalid_value", "payload.version"),
+        ({"timestamp": "now"}, "wrong_type", "payload.timestamp"),
+    ]:
+        with pytest.raises(Rejection) as raised:
+            umami.translate({"type": "error", "payload": {**payload, **changed}})
+        assert (raised.value.reason, raised.value.field) == (reason, field)
