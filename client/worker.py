@@ -1,10 +1,14 @@
 """The bounded queue and the one background thread that empties it, batch by batch.
 
-A caller's only work is `put`: one append under a lock (no serialisation, no id, no clock
-formatting: the thread does those). The thread sends a batch when 500 events are queued, when the
-oldest queued event has waited 1 s, or when `flush`/`close` ask; it serialises the batch there and
-cuts it at 1 MiB (the rest goes first into the next batch, at once). A failed send (no connection,
-5xx, 429) is retried with exponential backoff and jitter, never sooner than `Retry-After`; a 4xx is
+A caller's only work is `put`: a size estimate and one append under a lock (no serialisation, no
+id, no clock formatting: the thread does those). The thread sends a batch when 500 events are
+queued, when 1 MiB of them is (by the estimate), when the oldest queued event has waited 1 s, or
+when `flush`/`close` ask; it serialises the batch there and cuts it at 1 MiB (the rest goes first
+into the next batch, at once). The caller's side knows no event's JSON size, only an estimate
+(`estimated_bytes`: its strings' and keys' lengths, two levels deep, never over the JSON's): a
+queue of big events wakes the thread before the timer; events whose bulk is deeper wait for the
+timer or the count. A failed send (no connection, 5xx, 429) is retried with exponential backoff
+and jitter, never sooner than `Retry-After`; a 4xx is
 logged once per error code and the batch dropped. Each event's `eventId` is made before its first
 send and kept through retries, so the collector stores it once.
 
@@ -34,7 +38,7 @@ MAX_BATCH_EVENTS = 500  # the collector's limit per request
 MAX_BATCH_BYTES = 1 << 20  # the collector's limit per request, after decompression
 _ENVELOPE = len(b'{"sentAt":"2026-01-01T00:00:00.000Z","events":[]}')
 
-Item = tuple[int, dict[str, Any]]  # (time.time_ns() when recorded, the event)
+Item = tuple[int, dict[str, Any], int]  # (time.time_ns() when recorded, the event, estimated_bytes)
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,29 @@ _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=
 # the last whole second formatted, with its text: most events of a batch share it (one tuple,
 # replaced whole, so that the sending threads of several clients never see half of an update)
 _last_second: list[tuple[int, str]] = [(-1, "")]
+
+
+def estimated_bytes(event: dict[str, Any]) -> int:
+    """At most the event's JSON size, and close to it, cheap enough for the caller's side: keys and
+    string values, and those of the objects and arrays it holds (props), one level down; every
+    other value counts as one byte (and a non-ASCII character as one)."""
+    size = 1 + len(event)  # the braces and the commas
+    for key, value in event.items():
+        size += len(key) + 3  # "key":
+        kind = value.__class__
+        if kind is str:
+            size += len(value) + 2
+        elif kind is dict:
+            size += 1 + len(value) if value else 2
+            for inner_key, inner in value.items():
+                size += len(inner_key) + 3 + (len(inner) + 2 if inner.__class__ is str else 1)
+        elif kind is list:
+            size += 1 + len(value) if value else 2
+            for inner in value:
+                size += len(inner) + 2 if inner.__class__ is str else 1
+        else:
+            size += 1
+    return size
 
 
 def _timestamp(ns: int) -> str:
@@ -107,6 +134,7 @@ class Worker:
         self._queue: deque[Item] = deque(maxlen=self._max_queue)
         self._carry: list[bytes] = []  # serialised events cut off the previous batch by the size limit
         self._first_at = 0.0  # monotonic time the oldest queued event was put
+        self._queued_bytes = 0  # the queue's events' estimated_bytes
         self._recorded = self._done = self._sent = self._retried = self._dropped = 0
         self._flush_upto = 0  # `_done` must reach this before the thread waits again
         self._deadline: float | None = None  # set by close(): the thread gives up at this monotonic time
@@ -117,6 +145,7 @@ class Worker:
     # -- the callers' side --------------------------------------------------------------------
 
     def put(self, ns: int, event: dict[str, Any]) -> None:
+        nbytes = estimated_bytes(event)  # outside the lock
         with self._lock:
             if self._deadline is not None:  # closed: nobody will send it
                 self._recorded += 1
@@ -127,15 +156,18 @@ class Worker:
             if len(queue) == self._max_queue:  # the deque's maxlen pushes the oldest out on append
                 self._done += 1
                 self._dropped += 1
-            queue.append((ns, event))
+                self._queued_bytes -= queue[0][2]
+            queue.append((ns, event, nbytes))
             self._recorded += 1
+            before = self._queued_bytes
+            self._queued_bytes = queued = before + nbytes
             size = len(queue)
             if size == 1:
                 self._first_at = time.monotonic()
                 if self._thread is None:
                     self._start()
                 self._work.notify()
-            elif size == self._max_events:
+            elif size == self._max_events or (queued >= self._max_bytes > before):
                 self._work.notify()
 
     def drop(self, why: str) -> None:
@@ -205,6 +237,7 @@ class Worker:
                 self._done += lost
                 self._dropped += lost
                 self._queue.clear()
+                self._queued_bytes = 0
                 self._carry = []
                 self._drained.notify_all()
 
@@ -226,6 +259,7 @@ class Worker:
                     closing
                     or self._carry
                     or len(queue) >= self._max_events
+                    or self._queued_bytes >= self._max_bytes
                     or self._flush_upto > self._done
                     or time.monotonic() >= self._first_at + self._interval_s
                 )
@@ -234,12 +268,13 @@ class Worker:
                 self._work.wait(self._first_at + self._interval_s - time.monotonic())
             take = min(len(queue), self._max_events - len(self._carry))
             items = [queue.popleft() for _ in range(take)]
+            self._queued_bytes -= sum(item[2] for item in items)
             if queue:
                 self._first_at = time.monotonic()
             return items
 
     def _send(self, items: list[Item]) -> None:
-        pending = self._carry + [p for p in (self._serialise(ns, event) for ns, event in items) if p is not None]
+        pending = self._carry + [p for p in (self._serialise(ns, event) for ns, event, _ in items) if p is not None]
         self._carry = []
         batch: list[bytes] = []
         size = _ENVELOPE

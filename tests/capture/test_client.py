@@ -131,6 +131,43 @@ def test_batches_hold_at_most_one_mebibyte(collector: Front, db: psycopg.Connect
     client.close()
 
 
+def test_a_mebibyte_queued_wakes_the_sender_before_its_timer(collector: Front, db: psycopg.Connection) -> None:
+    # the timer is a minute away and the count far off: only the bytes can wake the thread
+    client = Client(url_of(collector), "shop", flush_interval_s=60)
+    client.track("first")  # starts the thread, which then waits for its timer
+    for n in range(20):  # ~800 KB: under the mark, nothing is sent
+        client.track("big", {"blob": "x" * 40_000}, n=f"{n:02d}")
+    assert client.stats.queued == 21
+    # (the thread had a second to act: it sent nothing)
+    with pytest.raises(TimeoutError):
+        wait_until(lambda: bool(collector.seen), "a batch", timeout_s=1.0)
+    for n in range(20, 40):  # past 1 MiB queued: the thread wakes and sends, with no flush
+        client.track("big", {"blob": "x" * 40_000}, n=f"{n:02d}")
+    wait_until(lambda: client.stats.sent >= 27, "the sender to send a full batch unasked", timeout_s=30)
+    first = collector.seen[0]
+    assert (first.events, first.body_bytes <= 1 << 20) == (27, True)  # "first" and 26 big: cut at 1 MiB
+    assert client.flush(timeout_s=30)
+    assert sum(seen.events for seen in collector.seen) == 41
+    assert all(seen.body_bytes <= 1 << 20 for seen in collector.seen)
+    assert db.execute("select count(*) from events").fetchone() == (41,)
+    client.close()
+
+
+def test_the_size_estimate_is_close_to_and_not_over_the_json() -> None:
+    from sluice.client.worker import estimated_bytes
+
+    events: list[dict[str, Any]] = [
+        {"eventType": "custom", "siteId": "shop", "eventName": "signup", "props": {"plan": "pro", "seats": 3}},
+        {"eventType": "request", "siteId": "api", "route": "/users/{id}", "status": 200, "durationMs": 1.5},
+        {"eventType": "big", "siteId": "s", "props": {"blob": "x" * 40_000}, "tags": ["a", "b"]},
+        {"eventType": "deep", "siteId": "s", "props": {"nested": {"blob": "y" * 1000}}},
+    ]
+    for event in events:
+        size = len(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
+        assert size - 1100 <= estimated_bytes(event) <= size, event  # the deep one's blob is not seen
+    assert estimated_bytes(events[2]) >= 40_000
+
+
 def test_a_full_queue_drops_the_oldest_events(collector: Front, db: psycopg.Connection) -> None:
     collector.hold = threading.Event()
     client = Client(url_of(collector), "shop", max_queue=5, flush_interval_s=0.01)
