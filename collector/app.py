@@ -78,7 +78,7 @@ async def lifespan(settings: Settings, state: dict[str, Any]) -> AsyncIterator[N
     state["collector"] = handlers.Collector(settings, pool, writer, origins, migrations, directory)
     state["links"] = table = links.LinkTable(pool, settings.db_timeout_s)
     try:
-        async with links.running(table):  # ends first: the clicks in flight reach the writer
+        async with links.running(table, state["collector"]):  # ends first: the queued clicks reach the writer
             yield
     finally:
         await writer.stop()

@@ -13,6 +13,8 @@ from typing import Any
 import psycopg
 import pytest
 from collector_testing import VISITOR, collector_client
+from databases import private_cluster
+from e2e.harness import wait_until
 from eventlog import CHROME, settle
 
 from sluice import spool_files
@@ -21,7 +23,7 @@ from sluice.collector import links
 from sluice.db import connect
 from sluice.embedded_pg import database_for
 from sluice.etl import pipeline
-from sluice.migrations import migrate
+from sluice.migrations import apply, migrate
 from sluice.settings import Settings
 
 ADMIN = {"Authorization": "Bearer admin-1"}
@@ -215,3 +217,75 @@ def test_a_redirect_service_of_its_own_reports_clicks_with_an_ingest_token(
         ("blog", "elsewhere", "US", False),
         ("shop", "abc123", "FR", False),
     ]
+
+
+def test_clicks_the_writer_refuses_wait_and_are_stored_when_postgresql_is_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a private cluster (never the shared server), and no room in the spool: while PostgreSQL is
+    # stopped the writer refuses every batch, and the clicks must wait in the queue, not be lost
+    with private_cluster(prefix="sluice-clicks-") as postgres:
+        with psycopg.connect(postgres.url, autocommit=True) as conn:
+            apply(conn, "sluice")
+        settings = replace(
+            Settings(), database_url=postgres.url, data_dir=tmp_path, etl_schedule="off", db_timeout_s=1, spool_max_mb=0
+        )
+        with connect(settings, autocommit=True) as conn:
+            links.add(conn, "shop", "spring", TARGET)
+
+        def stored() -> int:
+            with connect(settings, autocommit=True) as conn:
+                row = conn.execute("select count(*) from events where event_type = 'click'").fetchone()
+                return int(row[0]) if row else 0
+
+        with collector_client(settings, peer=VISITOR) as client:
+            assert client.get("/l/spring", headers={"User-Agent": CHROME}, follow_redirects=False).status_code == 302
+            wait_until(lambda: stored() == 1, "the first click")
+            postgres.stop()
+            for n in range(30):
+                headers = {"User-Agent": CHROME, "Referer": f"https://r{n}.example/"}
+                answer = client.get("/l/spring", headers=headers, follow_redirects=False)
+                assert (answer.status_code, answer.headers["location"]) == (302, TARGET)
+            table: links.LinkTable = client.app_state["links"]
+            wait_until(lambda: any("wait to be stored" in r.getMessage() for r in caplog.records), "a refusal")
+            assert len(table.clicks) == 30  # held, not dropped
+            postgres.start()
+            wait_until(lambda: len(table.clicks) == 0, "the waiting clicks to be written", timeout_s=30)
+            assert (table.clicks.stored, table.clicks.dropped) == (31, 0)
+        with connect(settings, autocommit=True) as conn:
+            referrers = conn.execute("select payload ->> 'referrer' from events where event_type = 'click'").fetchall()
+        assert sorted(r for (r,) in referrers if r) == sorted(f"https://r{n}.example/" for n in range(30))
+        assert len(referrers) == 31
+    assert any("the clicks that waited are stored" in r.getMessage() for r in caplog.records)
+
+
+def test_the_302_is_written_before_the_click_is_made(settings: Settings, db: psycopg.Connection) -> None:
+    # the redirect as uvicorn calls it: what it sends, and what the click queue holds meanwhile
+    import asyncio
+
+    from sluice.collector.links import Redirect
+
+    assert links.add(db, "shop", "spring", TARGET) is not None
+
+    async def scenario() -> None:
+        table = links.LinkTable(None, 1)  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        [link] = links.list_links(db)
+        table.put(link)
+        seen: list[tuple[str, int]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            seen.append((message["type"], len(table.clicks)))
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
+
+        scope = {
+            "type": "http", "method": "GET", "path": "/l/spring", "headers": [(b"user-agent", CHROME.encode())],
+            "client": ("203.0.113.7", 5000), "state": {"links": table}, "path_params": {"short_code": "spring"},
+        }  # fmt: skip
+        await Redirect()(scope, receive, send)  # type: ignore[arg-type]
+        assert seen == [("http.response.start", 0), ("http.response.body", 0)]  # answered before queueing
+        assert len(table.clicks) == 1
+
+    asyncio.run(scenario())
