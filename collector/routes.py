@@ -222,7 +222,13 @@ async def _ingest(
 
 
 async def ingest(
-    scope: Scope, headers: dict[str, str], batch: Batch, received_at: datetime, *, server: bool | None = None
+    scope: Scope,
+    headers: dict[str, str],
+    batch: Batch,
+    received_at: datetime,
+    *,
+    server: bool | None = None,
+    end_users: list[sources.EndUser] | None = None,
 ) -> Accepted | Response:
     """The one way in of every event, whatever endpoint or dialect it came by: validation, the
     known-sites rule, who sent it (IP hash, country; an end user's for a server source), then the
@@ -231,7 +237,8 @@ async def ingest(
     `server`: whether the request is a server-side source (collector/sources.py), whose events'
     `context` names their end users. None: its Authorization header says (an ingest token); the
     dialects' endpoints pass True for a request they authenticated by a site's write key, False
-    for a browser's."""
+    for a browser's. `end_users`: a server source's end users, one per event, when its dialect
+    read them from its messages already (segment.translate); its events' `context` is then left."""
     collector = collector_of(scope)
     skew = received_at - batch.sent_at if batch.sent_at is not None else _NO_SKEW
     believed_until = received_at + collector.max_future
@@ -241,7 +248,8 @@ async def ingest(
             server = sources.is_server_source(headers, collector.settings.ingest_tokens)
         except sources.Unauthorized as unauthorized:
             return unauthorized.response()
-    end_users = sources.take_contexts(batch.events, server)
+    if end_users is None or not server:
+        end_users = sources.take_contexts(batch.events, server)
 
     events = []
     users: list[sources.EndUser] = []

@@ -188,6 +188,8 @@ def uuid7(ms: int, random_bits: int) -> uuid.UUID:
 def _event_id(value: Any) -> uuid.UUID:
     if value is None:
         return new_event_id()
+    if value.__class__ is uuid.UUID:  # parsed already, by a dialect (no JSON document holds one)
+        return value  # type: ignore[no-any-return]
     if not isinstance(value, str):
         raise Rejection("wrong_type", f"eventId must be a UUID string, not {_kind(value)}", field="eventId")
     # Only the two forms a UUID is written in, ASCII hex digits in any case: int(..., 16) would also
@@ -208,6 +210,11 @@ def _event_id(value: Any) -> uuid.UUID:
 
 _fromhex = bytes.fromhex
 _from_bytes = int.from_bytes  # big-endian, a UUID's byte order
+
+
+def uuid_of(octets: bytes) -> uuid.UUID:
+    """The UUID of 16 bytes, made without uuid.UUID's constructor (below)."""
+    return _uuid(_from_bytes(octets))
 
 
 # uuid.UUID's constructor checks its many keyword forms first, more work than all the rest of making

@@ -55,6 +55,7 @@ class Reading(NamedTuple):
     translated: Translated
     server: bool
     single: bool  # one event of its own: its refusal carries no batch index
+    may_hold_nul: bool = True  # validate.Batch.may_hold_nul, when the dialect's JSON text says
 
 
 # Reads a request into its events, raising Rejection (or psycopg.Error when the sites cannot be
@@ -88,9 +89,12 @@ def _post(path: str, dialect: Dialect, cors: AllowedOrigins) -> list[BaseRoute]:
         try:
             reading = await dialect.read(request, found)
             translated = reading.translated
-            batch = Batch(translated.events, parse_sent_at(translated.sent_at), single=reading.single)
+            sent_at = parse_sent_at(translated.sent_at)
+            batch = Batch(translated.events, sent_at, single=reading.single, may_hold_nul=reading.may_hold_nul)
             headers = routes.request_headers(request.scope)
-            stored = await routes.ingest(request.scope, headers, batch, received_at, server=reading.server)
+            stored = await routes.ingest(
+                request.scope, headers, batch, received_at, server=reading.server, end_users=translated.users
+            )
         except Rejection as rejection:
             count_rejected(rejection.reason)
             response = JSONResponse({"status": "rejected", **rejection.as_json()}, rejection.status)
@@ -186,7 +190,9 @@ def _segment(kind: str) -> Reader:
         doc = _json(body)
         write_key = _basic_user(request.headers.get("authorization")) or segment.write_key_of(doc)
         site = await _keyed_site(request, write_key, found, "HTTP Basic auth with the key as user, or writeKey")
-        return Reading(segment.translate(doc, site.site_id, kind), server=True, single=kind != "batch")
+        translated = segment.translate(doc, site.site_id, kind, len(body))
+        # JSON writes U+0000 only as an escape: without one in the body, no event can hold it
+        return Reading(translated, server=True, single=kind != "batch", may_hold_nul=b"\\u0000" in body)
 
     return read
 

@@ -12,8 +12,8 @@ One message becomes one event of the same site (the write key names it):
 
 messageId -> eventId; anonymousId -> visitorId, else userId; userId kept as userId;
 context.campaign -> attribution.utmParams (all five utm_*); context.ip and context.userAgent ->
-`context` (sources.py: believed, then dropped); timestamp, and sentAt (the batch's, else its
-first message's) for the clock skew.
+the event's end user (`Translated.users`: believed, then dropped, as sources.py does);
+timestamp, and sentAt (the batch's, else its first message's) for the clock skew.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import orjson
 
 from sluice.collector.dialects.shared import Translated, event_id, obj, set_if, text
 from sluice.collector.rejections import Rejection
+from sluice.collector.sources import SERVER_CONTEXT, EndUser, end_user
 
 MAX_MESSAGE_BYTES = 32 * 1024  # Segment's limits, which its clients keep to
 MAX_BATCH_BYTES = 500 * 1024
@@ -48,12 +49,20 @@ def write_key_of(doc: Any) -> str | None:
     return key if isinstance(key, str) and key else None
 
 
-def translate(doc: Any, site_id: str, kind: str) -> Translated:
-    """`kind` is the endpoint's type (`/v1/track` -> "track"), or "batch"."""
+def translate(doc: Any, site_id: str, kind: str, body_bytes: int = MAX_BATCH_BYTES) -> Translated:
+    """`kind` is the endpoint's type (`/v1/track` -> "track"), or "batch". `body_bytes`: the size
+    of the body `doc` was read from; a body of at most MAX_MESSAGE_BYTES holds no message over
+    the limit, so its messages are not measured one by one.
+
+    Each message's end user (its context.ip and context.userAgent) is read here, where the
+    message is, into `Translated.users` (a request with a write key is a server source): the
+    events leave with `context` as sources.take_contexts would leave it."""
     if not isinstance(doc, dict):
         raise Rejection("malformed_json", "the body must be a JSON object")
+    measure = body_bytes > MAX_MESSAGE_BYTES
+    seen: dict[tuple[Any, Any], EndUser] = {}
     if kind != "batch":
-        return Translated([_message(doc, site_id, kind)], doc.get("sentAt"))
+        return Translated([_message(doc, site_id, kind, measure)], doc.get("sentAt"), [_user(doc, seen)])
     batch = doc.get("batch")
     if batch is None:
         raise Rejection("missing_field", "batch is required", field="batch")
@@ -62,29 +71,51 @@ def translate(doc: Any, site_id: str, kind: str) -> Translated:
     if not batch:
         raise Rejection("missing_field", "the batch holds no messages", field="batch")
     events = []
+    users = []
     for index, message in enumerate(batch):
         if not isinstance(message, dict):
             raise Rejection("wrong_type", "a message must be a JSON object").at(index)
         try:
-            events.append(_message(message, site_id, message.get("type")))
+            events.append(_message(message, site_id, message.get("type"), measure))
         except Rejection as rejection:
             raise rejection.at(index) from None
+        users.append(_user(message, seen))
     sent_at = doc.get("sentAt")
     if sent_at is None:
         sent_at = batch[0].get("sentAt")
-    return Translated(events, sent_at)
+    return Translated(events, sent_at, users)
+
+
+def _user(message: dict[str, Any], seen: dict[tuple[Any, Any], EndUser]) -> EndUser:
+    """The message's end user (its context was checked to be an object, or absent, by _message).
+    A batch names the same few end users again and again: each (ip, userAgent) is read once."""
+    context = message.get("context")
+    if not context:
+        return _NOBODY
+    key = (context.get("ip"), context.get("userAgent"))
+    try:
+        user = seen.get(key)
+    except TypeError:  # an unhashable value (a list, an object): not an address or an agent
+        return _NOBODY
+    if user is None:
+        user = seen[key] = end_user(*key)
+    return user
+
+
+_NOBODY = EndUser(None, None)
 
 
 _PAGE_FIELDS = ("url", "path", "referrer", "title")
 _dumps = orjson.dumps
 
 
-def _message(message: dict[str, Any], site_id: str, kind: Any) -> dict[str, Any]:
+def _message(message: dict[str, Any], site_id: str, kind: Any, measure: bool) -> dict[str, Any]:
     """One message as an event. This runs for every message of a batch: the common cases (strings
     where strings belong, objects where objects do) take the direct way, the rest `text`/`obj`."""
-    size = len(_dumps(message))
-    if size > MAX_MESSAGE_BYTES:
-        raise Rejection("message_too_large", f"the message is {size} bytes; the limit is {MAX_MESSAGE_BYTES}")
+    if measure:
+        size = len(_dumps(message))
+        if size > MAX_MESSAGE_BYTES:
+            raise Rejection("message_too_large", f"the message is {size} bytes; the limit is {MAX_MESSAGE_BYTES}")
     if kind not in TYPES:
         shown = kind[:40] if isinstance(kind, str) else kind
         raise Rejection("invalid_value", f"type {shown!r} is not one of {', '.join(sorted(TYPES))}", field="type")
@@ -156,7 +187,5 @@ def _message(message: dict[str, Any], site_id: str, kind: Any) -> dict[str, Any]
                 params[name] = value
         if params:
             event["attribution"] = {"utmParams": params}
-    ip, user_agent = context.get("ip"), context.get("userAgent")
-    if ip or user_agent:  # (sources.take_contexts keeps only strings of them)
-        event["context"] = {"ip": ip, "userAgent": user_agent}
+    event["context"] = SERVER_CONTEXT  # (its end user: _user)
     return event

@@ -6,6 +6,8 @@ import uuid
 from typing import Any, NamedTuple
 
 from sluice.collector.rejections import Rejection
+from sluice.collector.sources import EndUser
+from sluice.collector.validate import uuid_of
 
 # The namespace of the UUIDv5 ids made from a dialect's non-UUID message ids (fixed forever: a
 # retry of the same message must get the same id, or the log would keep it twice).
@@ -18,24 +20,31 @@ class Translated(NamedTuple):
 
     events: list[dict[str, Any]]
     sent_at: Any = None
+    # A server source's end users, one per event, when the dialect read them from its messages
+    # itself (Segment: each message's context); its events then carry `context` as
+    # sources.take_contexts leaves it. None: `routes.ingest` reads each event's `context`.
+    users: list[EndUser] | None = None
 
 
-def event_id(site_id: str, message_id: Any) -> str | None:
+def event_id(site_id: str, message_id: Any) -> uuid.UUID | None:
     """The event id of a message: its id itself when that is a UUID (in either form the collector
     reads: 8-4-4-4-12 or 32 hex digits), else a UUIDv5 of the site and the id (so a retry dedupes
-    as the tracker's do); None (a fresh id) when it sent none. This runs for every message: a
-    UUID is only checked here (bytes.fromhex), and parsed once, by the collector."""
+    as the tracker's do); None (a fresh id) when it sent none. This runs for every message: the id
+    is parsed here once, and handed on as a uuid.UUID, which `to_event` takes as it is (the
+    stored payload writes it in the 8-4-4-4-12 form)."""
     if message_id is None or message_id == "":
         return None
-    text = message_id if isinstance(message_id, str) else str(message_id)
+    text = message_id if message_id.__class__ is str else str(message_id)
     digits = text.replace("-", "") if len(text) == 36 and text[8] == text[13] == text[18] == text[23] == "-" else text
     if len(digits) == 32:
         try:
-            if len(_fromhex(digits)) == 16:
-                return text
+            octets = _fromhex(digits)
         except ValueError:
             pass
-    return str(uuid.uuid5(MESSAGE_ID_NAMESPACE, f"{site_id}\x00{text}"))
+        else:
+            if len(octets) == 16:
+                return uuid_of(octets)
+    return uuid.uuid5(MESSAGE_ID_NAMESPACE, f"{site_id}\x00{text}")
 
 
 _fromhex = bytes.fromhex

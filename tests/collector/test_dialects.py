@@ -12,16 +12,19 @@ import pytest
 from sluice.collector.dialects import plausible, posthog, segment, umami
 from sluice.collector.dialects.shared import MESSAGE_ID_NAMESPACE, event_id
 from sluice.collector.rejections import Rejection
+from sluice.collector.sources import EndUser
 
 MESSAGE_UUID = "6f1c6a9e-8f9c-4b8e-9d3c-2a1b0c9d8e7f"
 
 
 def test_a_message_id_that_is_a_uuid_is_the_event_id_and_any_other_a_uuid5_of_site_and_id() -> None:
-    assert event_id("s", MESSAGE_UUID) == MESSAGE_UUID
-    assert event_id("s", MESSAGE_UUID.replace("-", "").upper()) == MESSAGE_UUID.replace("-", "").upper()
-    assert event_id("s", "ajs-next-1700000000000-abc") == str(
-        uuid.uuid5(MESSAGE_ID_NAMESPACE, "s\x00ajs-next-1700000000000-abc")
+    # parsed once here, and handed on as a UUID (to_event takes it as it is)
+    assert event_id("s", MESSAGE_UUID) == uuid.UUID(MESSAGE_UUID)
+    assert event_id("s", MESSAGE_UUID.replace("-", "").upper()) == uuid.UUID(MESSAGE_UUID)
+    assert event_id("s", "ajs-next-1700000000000-abc") == uuid.uuid5(
+        MESSAGE_ID_NAMESPACE, "s\x00ajs-next-1700000000000-abc"
     )
+    assert event_id("s", MESSAGE_UUID[:-1] + "g") == uuid.uuid5(MESSAGE_ID_NAMESPACE, "s\x00" + MESSAGE_UUID[:-1] + "g")
     assert event_id("s", "m1") != event_id("t", "m1")
     assert event_id("s", None) is None
 
@@ -57,7 +60,7 @@ def test_a_segment_batch_becomes_one_event_per_message() -> None:
             "siteId": "shop",
             "visitorId": "anon-1",
             "userId": "user-1",
-            "eventId": MESSAGE_UUID,
+            "eventId": uuid.UUID(MESSAGE_UUID),
             "timestamp": "2026-01-01T10:00:00Z",
             "eventType": "custom",
             "eventName": "Signed Up",
@@ -74,16 +77,17 @@ def test_a_segment_batch_becomes_one_event_per_message() -> None:
                     "utm_content": "c",
                 }
             },
-            "context": {"ip": "203.0.113.9", "userAgent": "Mozilla/5.0"},
+            "context": {"source": "server"},
         },
         {
             "siteId": "shop",
             "visitorId": "user-1",
             "userId": "user-1",
-            "eventId": str(uuid.uuid5(MESSAGE_ID_NAMESPACE, "shop\x00m2")),
+            "eventId": uuid.uuid5(MESSAGE_ID_NAMESPACE, "shop\x00m2"),
             "eventType": "pageview",
             "url": "https://example.com/",
             "props": {"url": "https://example.com/"},
+            "context": {"source": "server"},
         },
         {
             "siteId": "shop",
@@ -91,15 +95,34 @@ def test_a_segment_batch_becomes_one_event_per_message() -> None:
             "userId": "user-1",
             "eventType": "identify",
             "props": {"email": "a@b.c"},
+            "context": {"source": "server"},
         },
     ]
+    # each message's end user, read where the message is (the same one object for the same pair)
+    assert translated.users == [EndUser("203.0.113.9", "Mozilla/5.0"), EndUser(None, None), EndUser(None, None)]
 
 
 def test_a_segment_single_endpoint_takes_its_type_from_the_path() -> None:
     translated = segment.translate({"event": "Clicked", "anonymousId": "a"}, "shop", "track")
     assert translated.events == [
-        {"siteId": "shop", "visitorId": "a", "eventType": "custom", "eventName": "Clicked", "props": {}}
+        {
+            "siteId": "shop",
+            "visitorId": "a",
+            "eventType": "custom",
+            "eventName": "Clicked",
+            "props": {},
+            "context": {"source": "server"},
+        }
     ]
+    assert translated.users == [EndUser(None, None)]
+
+
+def test_segment_measures_messages_only_when_the_body_could_hold_one_too_large() -> None:
+    big = {"anonymousId": "a", "properties": {"x": "y" * 33_000}}
+    with pytest.raises(Rejection):
+        segment.translate(big, "shop", "track", body_bytes=33_100)
+    # (a body of at most 32 KB holds no message over 32 KB: nothing is measured)
+    assert len(segment.translate({"anonymousId": "a"}, "shop", "track", body_bytes=40).events) == 1
 
 
 @pytest.mark.parametrize(
@@ -164,7 +187,7 @@ def test_a_posthog_batch_becomes_pageviews_identifies_and_custom_events() -> Non
             "siteId": "shop",
             "eventType": "pageview",
             "visitorId": "d1",
-            "eventId": MESSAGE_UUID,
+            "eventId": uuid.UUID(MESSAGE_UUID),
             "timestamp": "2026-01-01T10:00:00Z",
             "sessionId": "s1",
             "url": "https://example.com/a?utm_source=x",
@@ -373,7 +396,7 @@ def test_umami_error_is_an_error_event_with_its_id_and_millisecond_time() -> Non
                 "handled": False,
                 "tags": {"area": "checkout"},
             },
-            "eventId": "0c9f4b2e-8d4a-4f7e-9b1d-3e2a5c6d7f80",
+            "eventId": uuid.UUID("0c9f4b2e-8d4a-4f7e-9b1d-3e2a5c6d7f80"),
             "visitorId": "u1",
             "userId": "u1",
             "path": "/a",
