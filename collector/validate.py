@@ -189,7 +189,7 @@ def _event_id(value: Any) -> uuid.UUID:
     if value is None:
         return new_event_id()
     if value.__class__ is uuid.UUID:  # parsed already, by a dialect (no JSON document holds one)
-        return value  # type: ignore[no-any-return]
+        return value
     if not isinstance(value, str):
         raise Rejection("wrong_type", f"eventId must be a UUID string, not {_kind(value)}", field="eventId")
     # Only the two forms a UUID is written in, ASCII hex digits in any case: int(..., 16) would also

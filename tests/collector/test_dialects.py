@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from typing import Any
 
 import orjson
 import pytest
@@ -407,7 +408,7 @@ def test_umami_error_is_an_error_event_with_its_id_and_millisecond_time() -> Non
     ]
     payload = UMAMI_ERROR["payload"]
     assert isinstance(payload, dict)
-    for changed, reason, field in [
+    cases: list[tuple[dict[str, Any], str, str]] = [
         ({"name": None}, "missing_field", "payload.name"),
         ({"name": ""}, "invalid_value", "payload.name"),
         ({"message": None}, "missing_field", "payload.message"),
@@ -419,7 +420,8 @@ def test_umami_error_is_an_error_event_with_its_id_and_millisecond_time() -> Non
         ({"fingerprint": []}, "invalid_value", "payload.fingerprint"),
         ({"version": 2}, "invalid_value", "payload.version"),
         ({"timestamp": "now"}, "wrong_type", "payload.timestamp"),
-    ]:
+    ]
+    for changed, reason, field in cases:
         with pytest.raises(Rejection) as raised:
             umami.translate({"type": "error", "payload": {**payload, **changed}})
         assert (raised.value.reason, raised.value.field) == (reason, field)
