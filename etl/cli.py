@@ -96,7 +96,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from sluice.etl.status import status
 
     with embedded_pg.database_for(settings) as settings, connect(settings, autocommit=True) as conn:
-        _print(status(conn, settings.data_dir))
+        _print(status(conn, settings.data_dir, settings))
     return 0
 
 
