@@ -34,14 +34,21 @@ class Keep:
     `raw` as long as the raw log (SLUICE_RETENTION_DAYS), `daily` SLUICE_DAILY_RETENTION_DAYS;
     `forever`: never deleted.
 
-    `by` also places a row in time for a rebuild after retention trimmed the raw log: the rows before
-    the days the raw log still fully covers are kept as they were, not recomputed (etl/pipeline.py:
-    covered_from). `monthly`: `by` is a month's first day, and every month the raw log does not
-    cover whole is kept."""
+    `by` (or `placed_by`) also places a row in time for a rebuild after retention trimmed the raw
+    log: the rows before the days the raw log still fully covers are kept as they were, not
+    recomputed (etl/pipeline.py: covered_from). `placed_by`: when a row's content depends on a day
+    other than the one retention judges it by (stg_events: an event received late or imported
+    carries its session's attributes, of the day it occurred). `monthly`: `by` is a month's first
+    day, and every month the raw log does not cover whole is kept."""
 
     tier: Literal["raw", "daily", "forever"]
     by: str | None = None
     monthly: bool = False
+    placed_by: str | None = None
+
+    @property
+    def rebuild_by(self) -> str | None:
+        return self.placed_by or self.by
 
 
 FOREVER = Keep("forever")
@@ -51,8 +58,8 @@ def forever(by: str, *, monthly: bool = False) -> Keep:
     return Keep("forever", by, monthly)
 
 
-def raw(by: str) -> Keep:
-    return Keep("raw", by)
+def raw(by: str, *, placed_by: str | None = None) -> Keep:
+    return Keep("raw", by, placed_by=placed_by)
 
 
 def daily(by: str) -> Keep:
@@ -97,7 +104,7 @@ JOBS: tuple[Job, ...] = (
     scratch("visitor_days_this_run"),  # the visitor-days those touch, their sessions before and after
     scratch("visitor_months_this_run"),  # the visitor-months those touch, their sessions before and after
     table("sessions", bulk=True, keep=forever("started_on")),
-    table("stg_events", bulk=True, keep=raw("received_at")),
+    table("stg_events", bulk=True, keep=raw("received_at", placed_by="occurred_at")),
     table("hourly_event_stats", bulk=True, keep=raw("hour")),  # seed 002: per event type and route
     table("user_stats", bulk=True),  # seed 002: per user
     scratch("clicks_this_run"),  # the clicks this run writes, and the stored ones they replace

@@ -352,13 +352,14 @@ def _keep_uncovered_rows(conn: psycopg.Connection, first: date) -> list[tuple[st
     month = first if first.day == 1 else (first.replace(day=1) + timedelta(days=32)).replace(day=1)
     kept = []
     for job in JOBS:
-        if job.table is None or job.keep.by is None:
+        by = job.keep.rebuild_by
+        if job.table is None or by is None:
             continue
         cut = month if job.keep.monthly else first
         column_type = _scalar(
             conn,
             "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = %s::regclass and attname = %s",
-            (job.table, job.keep.by),
+            (job.table, by),
         )
         value = sql.Literal(cut.isoformat())
         bound = (
@@ -366,7 +367,7 @@ def _keep_uncovered_rows(conn: psycopg.Connection, first: date) -> list[tuple[st
             if column_type == "date"
             else sql.SQL("{}::timestamp at time zone 'UTC'").format(value)
         )
-        before_cut = sql.SQL("{} < {}").format(sql.Identifier(job.keep.by), bound)
+        before_cut = sql.SQL("{} < {}").format(sql.Identifier(by), bound)
         conn.execute(
             sql.SQL("create temp table {} on commit drop as select * from {} where {}").format(
                 sql.Identifier(_kept(job.table)), sql.Identifier(job.table), before_cut
