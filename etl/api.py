@@ -166,7 +166,7 @@ async def cleanup(request: Request, settings: Settings) -> Response:
 
 
 async def get_status(request: Request, settings: Settings) -> Response:
-    data = await _in_thread(_read, settings, status.status, settings.data_dir)
+    data = await _in_thread(_read, settings, status.status, settings.data_dir, settings)
     scheduler: Scheduler | None = getattr(request.state, "etl_scheduler", None)
     data["scheduler"] = scheduler.status() if scheduler else {"enabled": False, "leader": False, "jobs": []}
     return JSONResponse(data)

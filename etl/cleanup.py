@@ -2,10 +2,12 @@
 than its tier (etl/jobs.py: `keep`).
 
 Raw: `events_YYYYMMDD` partitions whose whole day is older than `retention_days`, with the rows of
-`event_ids` of that age (the collector's copy of the ids). Every table a job writes is kept by its
-declared tier: `raw` (`stg_events`, a copy of the raw log) as long as the raw log, `daily` (the
-daily and hourly tables) `daily_retention_days`, `forever` (`sessions`, `clicks`, `user_agents`)
-untouched.
+`event_ids` of that age (the collector's copy of the ids); etl_state.raw_log_from then says from
+when the log is whole, so that a rebuild keeps what it can no longer recompute (etl/pipeline.py:
+covered_from). Every table a job writes is kept by its declared tier: `raw` (`stg_events`, a copy
+of the raw log, and the hourly tables) as long as the raw log, `daily` (the daily tables)
+`daily_retention_days`, `forever` (`sessions`, `clicks`, the monthly tables, `user_agents`,
+`user_stats`) untouched.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ def cleanup(conn: psycopg.Connection, settings: Settings, today: date | None = N
                 sql.Identifier(job.table), sql.Identifier(job.keep.by)
             )
             removed[job.table] = conn.execute(delete, (cutoffs[job.keep.tier],)).rowcount
+    raw_tables = [job.table for job in JOBS if job.table and job.keep.tier == "raw"]
+    if removed["events_partitions"] or any(removed[table] for table in raw_tables):
+        # what the raw tier held before the cutoff is gone: a rebuild must not count those days again
+        conn.execute("update etl_state set raw_log_from = greatest(raw_log_from, %s)", (cutoffs["raw"],))
     return removed
 
 

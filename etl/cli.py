@@ -96,7 +96,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from sluice.etl.status import status
 
     with embedded_pg.database_for(settings) as settings, connect(settings, autocommit=True) as conn:
-        _print(status(conn, settings.data_dir))
+        _print(status(conn, settings.data_dir, settings))
     return 0
 
 
@@ -178,9 +178,9 @@ def add_etl_commands(commands: argparse._SubParsersAction[Any]) -> None:
     )
     backfill_cmd.add_argument("--from", dest="first", type=_date, required=True, help="first UTC day, YYYY-MM-DD")
     backfill_cmd.add_argument("--to", dest="last", type=_date, required=True, help="last UTC day, YYYY-MM-DD")
-    cleanup = command("cleanup", _cmd_cleanup, "drop raw partitions past the retention; prune daily tables")
+    cleanup = command("cleanup", _cmd_cleanup, "enforce the retention tiers (raw log and hourly tables, daily tables)")
     cleanup.add_argument("--retention-days", type=_positive, help="raw retention (SLUICE_RETENTION_DAYS, default 90)")
-    command("status", _cmd_status, "unprocessed events, lag, last run, row counts", runs=False)
+    command("status", _cmd_status, "unprocessed events, lag, last run, row counts, retention tiers", runs=False)
     render_cmd = command("render", _cmd_render, "print a job's SQL as it runs (no job: list them)", runs=False)
     render_cmd.add_argument("job", nargs="?", help="a job name, e.g. sessions")
     variant = render_cmd.add_mutually_exclusive_group()

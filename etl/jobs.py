@@ -32,17 +32,34 @@ from sluice.etl.enrich import enrich_user_agents
 class Keep:
     """How long `sluice etl cleanup` keeps a table's rows, judged by the date or timestamptz column `by`:
     `raw` as long as the raw log (SLUICE_RETENTION_DAYS), `daily` SLUICE_DAILY_RETENTION_DAYS;
-    `forever`: never deleted."""
+    `forever`: never deleted.
+
+    `by` (or `placed_by`) also places a row in time for a rebuild after retention trimmed the raw
+    log: the rows before the days the raw log still fully covers are kept as they were, not
+    recomputed (etl/pipeline.py: covered_from). `placed_by`: when a row's content depends on a day
+    other than the one retention judges it by (stg_events: an event received late or imported
+    carries its session's attributes, of the day it occurred). `monthly`: `by` is a month's first
+    day, and every month the raw log does not cover whole is kept."""
 
     tier: Literal["raw", "daily", "forever"]
     by: str | None = None
+    monthly: bool = False
+    placed_by: str | None = None
+
+    @property
+    def rebuild_by(self) -> str | None:
+        return self.placed_by or self.by
 
 
 FOREVER = Keep("forever")
 
 
-def raw(by: str) -> Keep:
-    return Keep("raw", by)
+def forever(by: str, *, monthly: bool = False) -> Keep:
+    return Keep("forever", by, monthly)
+
+
+def raw(by: str, *, placed_by: str | None = None) -> Keep:
+    return Keep("raw", by, placed_by=placed_by)
 
 
 def daily(by: str) -> Keep:
@@ -85,20 +102,24 @@ JOBS: tuple[Job, ...] = (
     scratch("sessionized_events"),  # the batch plus every stored event of the sessions it touches
     scratch("sessions_this_run"),  # the sessions this run writes, and the stored ones they replace
     scratch("visitor_days_this_run"),  # the visitor-days those touch, their sessions before and after
-    table("sessions", bulk=True),
-    table("stg_events", bulk=True, keep=raw("received_at")),
-    table("hourly_event_stats", bulk=True, keep=daily("hour")),  # seed 002: per event type and route
+    scratch("visitor_months_this_run"),  # the visitor-months those touch, their sessions before and after
+    table("sessions", bulk=True, keep=forever("started_on")),
+    table("stg_events", bulk=True, keep=raw("received_at", placed_by="occurred_at")),
+    table("hourly_event_stats", bulk=True, keep=raw("hour")),  # seed 002: per event type and route
     table("user_stats", bulk=True),  # seed 002: per user
     scratch("clicks_this_run"),  # the clicks this run writes, and the stored ones they replace
-    table("clicks", bulk=True),
-    table("hourly_click_counts", bulk=True, keep=daily("hour")),
+    table("clicks", bulk=True, keep=forever("occurred_at")),
+    table("hourly_click_counts", bulk=True, keep=raw("hour")),
+    table("monthly_click_counts", bulk=True, keep=forever("month", monthly=True)),
     scratch("affected_days", single_day=True),  # the days a rebuild or a one-day recompute recounts
     table("daily_metrics", keep=daily("day"), single_day=True),
     table("daily_breakdown", bulk=True, keep=daily("day"), single_day=True),
+    table("monthly_metrics", keep=forever("month", monthly=True)),  # visitors distinct over the month
+    table("monthly_breakdown", bulk=True, keep=forever("month", monthly=True)),
     # with postgresql-hll (Context.sketches); the site-days whose sketches are recomputed, their sessions
     scratch("sketch_sessions", single_day=True),
     table("daily_visitor_sketches", keep=daily("day"), single_day=True),
-    table("hourly_metrics", keep=daily("hour"), single_day=True),  # 24h and hourly points, with sketches
+    table("hourly_metrics", keep=raw("hour"), single_day=True),  # 24h and hourly points, with sketches
     table("daily_breakdown_sketches", bulk=True, keep=daily("day"), single_day=True),
 )
 

@@ -62,6 +62,10 @@ class RunResult:
     remaining: int = 0  # events committed but left for a later run (batch_size, or not yet below xmin)
     events_by_type: dict[str, int] = field(default_factory=dict)
     step_seconds: dict[str, float] = field(default_factory=dict)
+    # a rebuild after retention trimmed the raw log: the first day it recomputed (covered_from);
+    # the rows of the tables kept by day before it (etl/jobs.py: Keep.by), and of the months before
+    # the first month it covers whole, are kept as they were
+    recomputed_from: str | None = None  # YYYY-MM-DD
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -262,8 +266,13 @@ def _run_batch(
     # First thing in the transaction: every transaction below xmin has finished, so the events with
     # txid < xmin are all visible now and no later commit can add one below it.
     xmin = _scalar(conn, "select pg_snapshot_xmin(pg_current_snapshot())::text")
+    kept: list[tuple[str, sql.Composed]] = []
     if rebuild:
         started = time.perf_counter()
+        first = covered_from(conn, settings)
+        if first is not None:
+            result.recomputed_from = first.isoformat()
+            kept = _keep_uncovered_rows(conn, first)
         for statement in reset_statements():
             conn.execute(statement)
         result.step_seconds["reset"] = round(time.perf_counter() - started, 3)
@@ -291,6 +300,13 @@ def _run_batch(
         result.rows_written = rows_written
         result.step_seconds[RETRIED_WITH_ID_CHECK] = round(sum(result.step_seconds.values()), 3)
         load(conn, params, result, Context(rebuild=rebuild, sketches=sketches, **recount))
+    if kept:
+        started = time.perf_counter()
+        for table, before_cut in kept:
+            # what the rebuild made of the days the raw log no longer covers goes; the rows were kept
+            conn.execute(sql.SQL("delete from {} where {}").format(sql.Identifier(table), before_cut))
+            conn.execute(sql.SQL("insert into {} select * from {}").format(*map(sql.Identifier, (table, _kept(table)))))
+        result.step_seconds["(kept rows)"] = round(time.perf_counter() - started, 3)
 
     by_type = conn.execute("select event_type, count(*) from batch_events group by event_type").fetchall()
     result.events_by_type = {str(kind): int(n) for kind, n in by_type}
@@ -298,6 +314,67 @@ def _run_batch(
     result.events_too_late = in_range - result.events_processed
     result.remaining = int(_scalar(conn, "select count(*) from events where txid >= %s::xid8", (high,)))
     conn.execute("update etl_state set watermark = %s::xid8", (high,))
+
+
+def covered_from(conn: psycopg.Connection, settings: Settings) -> date | None:
+    """The first UTC day the raw log still fully covers, after retention dropped its partitions
+    (etl_state.raw_log_from, set by etl/cleanup.py); None while it is whole. Every session with an
+    event on that day or later must be made of events still in the log: it began (its uninterrupted
+    activity too) after raw_log_from plus the session timeout plus the clock skew the collector
+    believes (an earlier event would have been within reach), as `sessions` holds them before the
+    rebuild. A session that began before that and lasted (a client sessionId kept for days, an
+    activity cut every 24 hours) moves the day past its end."""
+    since = _scalar(conn, "select raw_log_from from etl_state")
+    if since is None:
+        return None
+    margin = since + timedelta(minutes=settings.session_timeout_min, seconds=settings.max_future_skew_s)
+    row = conn.execute(
+        """select greatest(
+                   (%(margin)s::timestamptz at time zone 'UTC')::date + 1,
+                   max((ended_at at time zone 'UTC')::date) + 1)
+           from sessions
+           where ended_at >= %(margin)s::timestamptz
+             and (started_at < %(margin)s::timestamptz or activity_started_at < %(margin)s::timestamptz)""",
+        {"margin": margin},
+    ).fetchone()
+    assert row is not None
+    assert isinstance(row[0], date)
+    return row[0]
+
+
+def _kept(table: str) -> str:
+    return f"kept_{table}"
+
+
+def _keep_uncovered_rows(conn: psycopg.Connection, first: date) -> list[tuple[str, sql.Composed]]:
+    """Copies aside the rows a rebuild cannot recompute (before `first`, or before the first whole
+    month from it for a monthly table), in temp tables; returns each table's condition for them."""
+    month = first if first.day == 1 else (first.replace(day=1) + timedelta(days=32)).replace(day=1)
+    kept = []
+    for job in JOBS:
+        by = job.keep.rebuild_by
+        if job.table is None or by is None:
+            continue
+        cut = month if job.keep.monthly else first
+        column_type = _scalar(
+            conn,
+            "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = %s::regclass and attname = %s",
+            (job.table, by),
+        )
+        value = sql.Literal(cut.isoformat())
+        bound = (
+            sql.SQL("{}::date").format(value)
+            if column_type == "date"
+            else sql.SQL("{}::timestamp at time zone 'UTC'").format(value)
+        )
+        before_cut = sql.SQL("{} < {}").format(sql.Identifier(by), bound)
+        conn.execute(
+            sql.SQL("create temp table {} on commit drop as select * from {} where {}").format(
+                sql.Identifier(_kept(job.table)), sql.Identifier(job.table), before_cut
+            )
+        )
+        kept.append((job.table, before_cut))
+    return kept
 
 
 def reset_statements() -> list[sql.Composed]:

@@ -46,7 +46,7 @@ def schedule(settings: Settings) -> list[Job]:
         return []
     return [
         Job("etl", int(settings.etl_schedule), lambda s: pipeline.run(s)),
-        Job("retention", 6 * 3600, lambda s: pipeline.run(s, "cleanup"), first_after_s=300),
+        Job("retention", 24 * 3600, lambda s: pipeline.run(s, "cleanup"), first_after_s=300),  # once a day
     ]
 
 

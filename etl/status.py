@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 
 from sluice import spool_files
 from sluice.etl import jobs
+from sluice.settings import Settings
 
 # Every table the ETL writes: the jobs' tables in run order, and its record of runs.
 TABLES = (*jobs.TABLES, "etl_runs")
@@ -36,9 +37,55 @@ def recent_sessions(conn: psycopg.Connection, limit: int = 20) -> list[dict[str,
     return _rows(conn, "select * from sessions order by started_at desc, session_key limit %s", (limit,))
 
 
-def status(conn: psycopg.Connection, data_dir: Path) -> dict[str, Any]:
+def tiers(conn: psycopg.Connection, settings: Settings) -> dict[str, Any]:
+    """What each retention tier holds (etl/jobs.py: Keep; etl/cleanup.py enforces them): per tier
+    its retention in days (null: forever) and per table its rows and its oldest UTC day (by the
+    column retention judges it by; null for a table kept whole or empty). `raw` leads with the raw
+    log itself (`events`); `raw_log_whole_from` is from when retention left it whole (null: it
+    never dropped a partition), `recomputable_from` the first day a rebuild recomputes (earlier
+    rows are kept as they are)."""
+    days = {"raw": settings.retention_days, "daily": settings.daily_retention_days, "forever": None}
+    found: dict[str, Any] = {tier: {"kept_days": kept, "tables": {}} for tier, kept in days.items()}
+    events = _rows(
+        conn, "select count(*) as rows, (min(received_at) at time zone 'UTC')::date as oldest_day from events"
+    )[0]
+    found["raw"]["tables"]["events"] = events
+    for job in jobs.JOBS:
+        if job.table is None:
+            continue
+        by = job.keep.by
+        if by is None:
+            oldest: sql.Composable = sql.SQL("null::date")
+        elif _is_timestamptz(conn, job.table, by):
+            oldest = sql.SQL("(min({}) at time zone 'UTC')::date").format(sql.Identifier(by))
+        else:
+            oldest = sql.SQL("min({})").format(sql.Identifier(by))
+        query = sql.SQL("select count(*) as rows, {} as oldest_day from {}").format(oldest, sql.Identifier(job.table))
+        found[job.keep.tier]["tables"][job.table] = _rows(conn, query)[0]
+    whole_from = _rows(conn, "select raw_log_from from etl_state")[0]["raw_log_from"]
+    from sluice.etl.pipeline import covered_from
+
+    first = covered_from(conn, settings)
+    return {
+        **found,
+        "raw_log_whole_from": whole_from,
+        "recomputable_from": first.isoformat() if first else None,
+    }
+
+
+def _is_timestamptz(conn: psycopg.Connection, table: str, column: str) -> bool:
+    found = _rows(
+        conn,
+        "select format_type(atttypid, atttypmod) as t from pg_attribute where attrelid = %s::regclass and attname = %s",
+        (table, column),
+    )
+    return bool(found and found[0]["t"] == "timestamp with time zone")
+
+
+def status(conn: psycopg.Connection, data_dir: Path, settings: Settings | None = None) -> dict[str, Any]:
     """`data_dir` is this host's SLUICE_DATA_DIR: events its collector acknowledged into the spool
-    while PostgreSQL was away are not in the log yet, and are counted apart (`spooled`)."""
+    while PostgreSQL was away are not in the log yet, and are counted apart (`spooled`). With
+    `settings`, `retention` says what each tier holds (`tiers`)."""
     watermark = _rows(conn, "select watermark::text as watermark from etl_state")[0]["watermark"]
     unprocessed = _rows(
         conn,
@@ -57,6 +104,7 @@ def status(conn: psycopg.Connection, data_dir: Path) -> dict[str, Any]:
         for table in TABLES
     }
     last = runs(conn, 1)
+    retention = {"retention": tiers(conn, settings)} if settings is not None else {}
     return {
         "watermark": watermark,
         "unprocessed_events": {row["event_type"]: row["events"] for row in unprocessed},
@@ -66,4 +114,5 @@ def status(conn: psycopg.Connection, data_dir: Path) -> dict[str, Any]:
         "spooled": spool_files.contents(data_dir).as_json(),
         "last_run": last[0] if last else None,
         "row_counts": counts,
+        **retention,
     }

@@ -66,11 +66,16 @@ def test_the_schema_holds_every_declared_table_and_no_table_without_a_job(db: ps
     assert [job.name for job in JOBS if not job.writes_table and job.name in tables] == []
     kept_by = {job.name: tables[job.name][job.keep.by] for job in JOBS if job.keep.by is not None}
     assert kept_by == {
+        "sessions": "date",
         "stg_events": "timestamp with time zone",
+        "clicks": "timestamp with time zone",
         "hourly_click_counts": "timestamp with time zone",
+        "monthly_click_counts": "date",
         "hourly_event_stats": "timestamp with time zone",
         "daily_metrics": "date",
         "daily_breakdown": "date",
+        "monthly_metrics": "date",
+        "monthly_breakdown": "date",
         "daily_visitor_sketches": "date",
         "hourly_metrics": "timestamp with time zone",
         "daily_breakdown_sketches": "date",
@@ -132,8 +137,11 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "user_stats": 1,
         "clicks": 1,
         "hourly_click_counts": 1,
+        "monthly_click_counts": 1,
         "daily_metrics": 1,
         "daily_breakdown": 14,
+        "monthly_metrics": 1,
+        "monthly_breakdown": 14,  # as daily_breakdown
         "daily_visitor_sketches": 1,
         "hourly_metrics": 1,
         "daily_breakdown_sketches": 14,
@@ -149,10 +157,13 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "user_stats": 1,  # the visitor recounted
         "clicks": 1,  # its click rewritten
         "hourly_click_counts": 0,  # the same click in the same hour: no change
+        "monthly_click_counts": 0,
         "daily_metrics": 1,
         # 11 dimensions one pageview up, entry_path's /a row emptied (then deleted) and its /c row
         # inserted, and the new path
         "daily_breakdown": 14,
+        "monthly_metrics": 1,
+        "monthly_breakdown": 14,  # as daily_breakdown
         "daily_visitor_sketches": 1,  # the touched day's sketches, recomputed
         "hourly_metrics": 1,  # the day's hours recomputed: its one session now starts at 09:00
         "daily_breakdown_sketches": 15,
@@ -214,7 +225,7 @@ def test_cleanup_keeps_each_declared_table_by_its_tier(db: psycopg.Connection, s
     pipeline.run(replace(settings, database_url=far_east), "cleanup")
 
     def kept(job: Job, row: dict[str, Any]) -> bool:
-        if job.keep.by is None:
+        if job.keep.by is None or job.keep.tier == "forever":
             return True
         value = row[job.keep.by]
         day = value.astimezone(UTC).date() if isinstance(value, datetime) else value

@@ -18,7 +18,7 @@ from sluice.settings import Settings
 def test_the_schedule_is_one_list_and_off_means_empty(settings: Settings) -> None:
     assert [(job.name, job.every_s) for job in schedule(replace(settings, etl_schedule="60"))] == [
         ("etl", 60),
-        ("retention", 6 * 3600),
+        ("retention", 24 * 3600),
     ]
     assert schedule(replace(settings, etl_schedule="off")) == []
 
