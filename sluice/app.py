@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from sluice import metrics
+from sluice import metrics, openapi
 from sluice.collector import app as collector
 from sluice.db import async_pool
 from sluice.etl import api as etl
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *reports.routes(settings),
         *dashboard.routes(settings),
         Route("/metrics", metrics.endpoint, methods=["GET"]),  # for Prometheus: its own token, or the admin's
+        Route("/openapi.json", openapi.endpoint, methods=["GET"]),  # every route above, described (sluice/openapi.py)
     ]
     # The raw ASGI routes (POST /collect) are dispatched from this same list before Starlette's layers.
     # The metrics count what reaches the router; the raw routes count their own answers.

@@ -10,10 +10,13 @@ exception) come out in that shape too, through `EXCEPTION_HANDLERS`.
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import date, datetime, time
 from decimal import Decimal
 from functools import wraps
 from typing import Any
+from uuid import UUID
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -34,11 +37,25 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+def _default_slow(value: Any) -> Any:
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()  # as orjson writes them (RFC 3339)
+    if isinstance(value, UUID):
+        return str(value)
+    return _default(value)
+
+
 class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, default=_default)
+        try:
+            return orjson.dumps(content, default=_default)
+        except TypeError:
+            # orjson writes integers of 64 bits at most; jsonb keeps any number, and a float such as
+            # 1e30 in an event comes back from PostgreSQL as a 31-digit integer (found by fuzzing
+            # /events/recent). The standard library writes those.
+            return json.dumps(content, default=_default_slow, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def error_response(
