@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx2
 import hypothesis
+import orjson
 import psycopg
 import pytest
 import schemathesis
@@ -178,3 +179,22 @@ def test_fuzz_etl_runs(case: Case[Any], served: tuple[Serving, str]) -> None:
 @hypothesis.settings(FUZZ, max_examples=INGEST_EXAMPLES)
 def test_fuzz_collect(case: Case[Any], served: tuple[Serving, str]) -> None:
     _call(case, served)
+
+
+def test_an_event_with_a_huge_number_reads_back(served: tuple[Serving, str]) -> None:
+    """Found by the fuzzer: 1e30 is stored by jsonb as a 31-digit integer, which orjson cannot write,
+    and /events/recent answered 500 while such an event was among the newest."""
+    serving, _ = served
+    event = {"siteId": SITE, "eventType": "huge", "props": {"n": 1e30}}
+    with httpx2.Client(base_url=serving.url, timeout=30) as client:
+        assert (
+            client.post(
+                "/collect", content=orjson.dumps(event), headers={"Content-Type": "application/json"}
+            ).status_code
+            == 202
+        )
+        answer = client.get("/events/recent", params={"limit": 1}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200
+    [stored] = answer.json()["events"]
+    assert stored["event_type"] == "huge"
+    assert stored["payload"]["props"]["n"] == 10**30
