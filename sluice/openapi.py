@@ -290,7 +290,8 @@ def operations(settings: Settings) -> dict[tuple[str, str], dict[str, Any]]:
                     "properties": {
                         "site_id": {"type": "string"},
                         "name": {"type": "string"},
-                        "allowed_origins": {"type": "array", "items": {"type": "string"}},
+                        "timezone": {"type": "string", "example": "Europe/Berlin"},
+                        "origins": {"type": "array", "items": {"type": "string", "example": "https://fuzz.example"}},
                     },
                 }
             ),
