@@ -285,6 +285,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50, help="events per request (default 50)")
     parser.add_argument("--factor", type=float, default=2.0, help="open-loop rate / closed-loop capacity (default 2)")
     parser.add_argument("--clients", type=int, default=4, help="client processes of the open loop (default 4)")
+    parser.add_argument(
+        "--max-connections", type=int, default=None, help="SLUICE_MAX_CONNECTIONS per worker (default: Sluice's)"
+    )
     args = parser.parse_args()
 
     url = scratch_database()
@@ -299,8 +302,12 @@ def main() -> None:
             "SLUICE_DATA_DIR": data_dir,
             "PROMETHEUS_MULTIPROC_DIR": str(metrics),
         }
+        if args.max_connections is not None:
+            env["SLUICE_MAX_CONNECTIONS"] = str(args.max_connections)
+        # as `sluice serve` runs it: the read deadlines' protocol, which also bounds the connections
         command = [sys.executable, "-m", "uvicorn", "sluice.app:create_app", "--factory", "--port", str(HTTP_PORT)]
         command += ["--workers", str(args.workers), "--no-access-log", "--log-level", "warning"]
+        command += ["--http", "sluice.read_limits:ReadDeadlines"]
         server = subprocess.Popen(command, env=env, cwd=REPO, start_new_session=True)
         try:
             for _ in range(300):

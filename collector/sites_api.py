@@ -75,6 +75,14 @@ async def api_add(request: Request, settings: Settings) -> Response:
             if value is not None and not isinstance(value, str):
                 raise Rejection("wrong_type", f"{field} must be a string", field=field)
         origins = _string_list(body.get("origins"), "origins")
+        for value, field in (
+            (site_id, "site_id"),
+            (name, "name"),
+            (timezone, "timezone"),
+            *((o, "origins") for o in origins),
+        ):
+            if value is not None and "\x00" in value:  # no PostgreSQL text holds it (found by fuzzing)
+                raise Rejection("invalid_value", f"{field} holds a NUL character (U+0000)", field=field)
         sites.check(site_id, origins, timezone)
     except orjson.JSONDecodeError as exc:
         return _refused(Rejection("malformed_json", f"the body is not valid JSON: {exc}"))

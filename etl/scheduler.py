@@ -30,6 +30,17 @@ log = logging.getLogger("sluice.etl.scheduler")
 LEADER_POLL_S = 2
 # The server notices a vanished leader host (no FIN) after ~idle + interval * count seconds.
 _KEEPALIVE = "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3"
+# And the leader notices a vanished PostgreSQL host as soon: libpq's keepalives for the idle
+# connection, and a bound on unacknowledged data for the `select 1` of each round (without it a
+# round would wait out TCP's retransmissions, ~15 min, still believing itself the leader while
+# PostgreSQL has long dropped its lock and another host has taken it).
+CLIENT_KEEPALIVE: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,  # ms
+}
 
 
 @dataclass(frozen=True)
@@ -104,7 +115,7 @@ class Scheduler:
                 await self._resign()
         try:
             conn = await psycopg.AsyncConnection.connect(
-                conninfo(self.settings, "sluice-etl-leader"), autocommit=True, options=_KEEPALIVE
+                conninfo(self.settings, "sluice-etl-leader"), autocommit=True, options=_KEEPALIVE, **CLIENT_KEEPALIVE
             )
         except psycopg.Error as exc:
             log.warning("scheduler election: cannot connect: %s", exc)

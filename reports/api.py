@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from sluice.http import Handler, JSONResponse, error_response
+from sluice.http import Handler, JSONResponse, error_response, nul_parameter
 from sluice.reports import periods, queries
 from sluice.reports.access import readers_only
 from sluice.reports.periods import BadParameter, Period
@@ -51,6 +51,9 @@ def answer_errors(handler: Callable[[Request], Awaitable[Response]]) -> Handler:
 
     @wraps(handler)
     async def answer(request: Request) -> Response:
+        refused = nul_parameter(request)  # PostgreSQL's text cannot hold one (found by fuzzing)
+        if refused is not None:
+            return refused
         try:
             return await handler(request)
         except BadParameter as exc:

@@ -66,8 +66,8 @@ CODES: dict[str, ErrorCode] = {
     ),
     "overloaded": ErrorCode(
         503,
-        "the worker holds as many requests as it may (256, or 4 MiB of bodies); the body was not read;"
-        " retry (`Retry-After`)",
+        "the worker holds as many requests as it may (256, or 4 MiB of bodies), or connections"
+        " (`SLUICE_MAX_CONNECTIONS`); the body was not read; retry (`Retry-After`)",
     ),
     "migrations_pending": ErrorCode(503, "the database's schema is missing or behind: run `sluice migrate`"),
     "upstream_unavailable": ErrorCode(503, "nginx: Sluice itself is not answering"),

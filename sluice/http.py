@@ -10,10 +10,13 @@ exception) come out in that shape too, through `EXCEPTION_HANDLERS`.
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import date, datetime, time
 from decimal import Decimal
 from functools import wraps
 from typing import Any
+from uuid import UUID
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -34,11 +37,25 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+def _default_slow(value: Any) -> Any:
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()  # as orjson writes them (RFC 3339)
+    if isinstance(value, UUID):
+        return str(value)
+    return _default(value)
+
+
 class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, default=_default)
+        try:
+            return orjson.dumps(content, default=_default)
+        except TypeError:
+            # orjson writes integers of 64 bits at most; jsonb keeps any number, and a float such as
+            # 1e30 in an event comes back from PostgreSQL as a 31-digit integer (found by fuzzing
+            # /events/recent). The standard library writes those.
+            return json.dumps(content, default=_default_slow, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def error_response(
@@ -89,6 +106,16 @@ EXCEPTION_HANDLERS: dict[Any, ExceptionHandler] = {
 }
 
 
+def nul_parameter(request: Request) -> JSONResponse | None:
+    """400 for a query or path parameter holding U+0000, which no PostgreSQL text can hold: the
+    query it reaches would fail, and a failed query is not the client's answer (found by fuzzing)."""
+    for name, value in (*request.query_params.multi_items(), *request.path_params.items()):
+        if "\x00" in name or "\x00" in str(value):
+            field = name.replace("\x00", "") or "?"
+            return error_response("bad_parameter", f"{field} holds a NUL character (U+0000)", field=field)
+    return None
+
+
 def operators_only(settings: Settings, handler: Handler) -> Handler:
     """Bearer-token check (`SLUICE_ADMIN_TOKEN`) in front of an operator or control endpoint."""
 
@@ -101,6 +128,6 @@ def operators_only(settings: Settings, handler: Handler) -> Handler:
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.admin_token.encode()):
             message = "send 'Authorization: Bearer <SLUICE_ADMIN_TOKEN>'"
             return error_response("unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="sluice"'})
-        return await handler(request)
+        return nul_parameter(request) or await handler(request)
 
     return guarded

@@ -8,8 +8,10 @@ the same. What it spares the hot path (`POST /collect`) is the router's generic 
 Starlette's exception layer, whose cost shows in a single event's CPU in the collector (measured
 in bench/README.md, "The route list and the hot path").
 
-Such an app answers its own errors: an HTTPException it raised would not be turned into an answer
-here (an unexpected exception still reaches ServerErrorMiddleware, which wraps this).
+Such an app answers its own errors, and counts its own answers in the metrics (sluice.metrics
+counts what reaches the router): an HTTPException it raised would not be turned into an answer
+here. An unexpected exception still reaches ServerErrorMiddleware, which wraps this and answers
+500; it is counted here as that 500, by the route's path.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections.abc import Sequence
 
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from sluice.metrics import count_request
 
 
 def raw_routes(routes: Sequence[BaseRoute]) -> dict[tuple[str, str], ASGIApp]:
@@ -48,6 +52,10 @@ class RawRoutesFirst:
         if scope["type"] == "http" and not scope.get("root_path"):
             target = self.table.get((scope["path"], scope["method"]))
             if target is not None:
-                await target(scope, receive, send)
+                try:
+                    await target(scope, receive, send)
+                except Exception:  # a bug: answered 500 by ServerErrorMiddleware (a cancellation is not)
+                    count_request(scope["path"], 500)
+                    raise
                 return
         await self.app(scope, receive, send)

@@ -13,12 +13,16 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from typing import Any
 
 from sluice import embedded_pg
 from sluice.admin_token import token_path, with_admin_token
 from sluice.migrations import migrate
 from sluice.settings import Settings
 from sluice.stopping import Stopped
+
+APP = "sluice.app:create_app"
+STARTUP_FAILURE = 3  # uvicorn's exit code for a server that could not start (uvicorn.config.STARTUP_FAILURE)
 
 
 def serve(settings: Settings) -> int:
@@ -34,21 +38,38 @@ def serve(settings: Settings) -> int:
                 _say(f"applied migrations {', '.join(applied)}")
             _export(settings)
             _announce(settings, token_from_env)
-            uvicorn.run(
-                "sluice.app:create_app",
-                factory=True,
-                host=settings.host,
-                port=settings.port,
-                workers=settings.workers,
-                proxy_headers=False,  # the collector trusts X-Forwarded-For itself, from configured proxies only
-                server_header=False,
-                http="sluice.read_limits:ReadDeadlines",  # header and body read deadlines without nginx
-                access_log=False,  # an access log would write every visitor's raw IP; nginx in front keeps its own
-                log_level="info",
-            )
+            options: dict[str, Any] = {
+                "factory": True,
+                "host": settings.host,
+                "port": settings.port,
+                "workers": settings.workers,
+                "proxy_headers": False,  # the collector trusts X-Forwarded-For itself, from configured proxies only
+                "server_header": False,
+                "http": "sluice.read_limits:ReadDeadlines",  # read deadlines, a bound on connections
+                "access_log": False,  # an access log would write every visitor's raw IP; nginx in front keeps its own
+                "log_level": "info",
+            }
+            if settings.workers == 1:
+                uvicorn.run(APP, **options)  # a failed start exits 3 (uvicorn's STARTUP_FAILURE)
+            elif not _supervise(options):
+                _say("a worker failed to start (its log says why); the others were stopped")
+                return STARTUP_FAILURE
     except Stopped as stop:
         _say(f"stopped ({stop})")
     return 0
+
+
+def _supervise(options: dict[str, Any]) -> bool:
+    """uvicorn's supervisor of several workers, as `uvicorn.run` starts it; False when it stopped
+    because a worker failed to start. uvicorn then stops the others and returns as after a SIGTERM,
+    and `uvicorn.run` would exit 0: a service manager would not see the failure."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(APP, **options)
+    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+    supervisor.run()
+    return not any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes)
 
 
 def _export(settings: Settings) -> None:

@@ -76,6 +76,7 @@ class Settings:
     db_timeout_s: int = 5  # connecting, waiting for a pooled connection, the health check
     header_timeout_s: int = 10  # a request's headers, from connection (or request) start (sluice/read_limits.py)
     body_timeout_s: int = 10  # idle between two pieces of a request body
+    max_connections: int = 256  # per worker; past it a new connection is answered 503 and closed (read_limits.py)
     # bearer tokens of server-side sources (sluice.client): only their events' end-user IP and
     # User-Agent are believed
     ingest_tokens: tuple[str, ...] = ()
@@ -138,6 +139,7 @@ class Settings:
             db_timeout_s=_int(env, "SLUICE_DB_TIMEOUT", 5, minimum=1),
             header_timeout_s=_int(env, "SLUICE_HEADER_TIMEOUT", 10, minimum=1),
             body_timeout_s=_int(env, "SLUICE_BODY_TIMEOUT", 10, minimum=1),
+            max_connections=_int(env, "SLUICE_MAX_CONNECTIONS", 256, minimum=1),
             spool_max_mb=_int(env, "SLUICE_SPOOL_MAX_MB", 1024, minimum=1),
             etl_schedule=schedule,
             ingest_tokens=ingest_tokens,

@@ -94,3 +94,26 @@ async def _until(condition: object, timeout_s: float = 10) -> None:
         if time.monotonic() > deadline:
             pytest.fail("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+def test_the_leader_connection_has_client_side_keepalives(settings: Settings) -> None:
+    """The leader's own side watches its connection too (libpq keepalives and TCP_USER_TIMEOUT), so
+    that a vanished PostgreSQL host makes it stand down in seconds, not after TCP's ~15 minutes."""
+
+    async def scenario() -> None:
+        scheduler = Scheduler(replace(settings, etl_schedule="60"))
+        try:
+            await scheduler.elect()
+            assert scheduler.is_leader
+            conn = scheduler._leader_conn
+            assert conn is not None
+            used = {option.keyword.decode(): (option.val or b"").decode() for option in conn.pgconn.info}
+            assert used["keepalives"] == "1"
+            assert (used["keepalives_idle"], used["keepalives_interval"], used["keepalives_count"]) == ("5", "2", "3")
+            assert used["tcp_user_timeout"] == "10000"
+            server_side = await (await conn.execute("show tcp_keepalives_idle")).fetchone()
+            assert server_side == ("5",)
+        finally:
+            await scheduler.stop()
+
+    asyncio.run(scenario())

@@ -171,3 +171,21 @@ def test_etl_metrics_after_a_run(client: TestClient, settings: Settings) -> None
     assert "sessions" in results[0].step_seconds
     # in-process, the scheduler is off: this process is no leader
     assert any(name == "sluice_scheduler_leader" and v == 0 for (name, _), v in after.items())
+
+
+def test_a_collect_post_that_fails_is_counted_as_its_500(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """POST /collect is dispatched before the router and counts its own answers; one that raised
+    (a bug) is counted as the 500 that ServerErrorMiddleware answers."""
+    from sluice.collector import routes
+
+    def broken(body: bytes) -> Any:
+        raise RuntimeError("a bug in parsing")
+
+    monkeypatch.setattr(routes, "parse_body", broken)
+    tokens = replace(settings, admin_token="admin-1", metrics_token="scrape-1")
+    with TestClient(create_app(tokens), client=VISITOR, raise_server_exceptions=False) as client:
+        before = value(scrape(client), "sluice_http_requests_total", route="/collect", status="500")
+        answer = post(client, event())
+        assert (answer.status_code, answer.json()["error"]) == (500, "internal_error")
+        after = value(scrape(client), "sluice_http_requests_total", route="/collect", status="500")
+    assert after - before == 1

@@ -1,0 +1,93 @@
+"""Instructions per single-event `POST /collect`, counted by callgrind: the same number on a busy machine.
+
+    .venv/bin/python bench/instructions.py [--before /path/to/older/checkout] [--rounds 20]
+
+CPU time per request moves by ±10 % here from one run to the next when other work shares the
+cores (caches, the other hyperthread); callgrind counts the instructions executed instead, which
+repeat to within 0.2 %. Each checkout runs bench/cpu_per_request.py's harness (its own copy, so an
+older checkout is measured as it was) under `valgrind --tool=callgrind --instr-atstart=no` with its
+own `.venv`: instrumentation is switched on for the measured rounds only (not the imports, the
+start-up or the warm-up), by `callgrind_control` at the harness's two `time.process_time()` calls.
+PostgreSQL's work is in its own processes and not counted; the writer's Python work is. Uses the
+scratch database of bench/ingest.py. Needs valgrind (Debian's package).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def inner(checkout: Path, rounds: int) -> None:
+    """In the checkout's own Python, under callgrind: the harness, instrumented for the measured rounds."""
+    import asyncio
+    import time
+
+    sys.path.insert(0, str(checkout / "bench"))
+    import cpu_per_request as harness
+    import orjson
+    from ingest import EVENT, scratch_database
+
+    os.environ["DATABASE_URL"] = scratch_database()
+    os.environ["SLUICE_ETL_SCHEDULE"] = "off"
+    from sluice.app import create_app
+
+    class Switch:  # stands in for the harness's `time`: its two process_time() calls bracket the rounds
+        calls = 0
+
+        def process_time(self) -> float:
+            Switch.calls += 1
+            state = "on" if Switch.calls == 1 else "off"
+            subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], capture_output=True, check=False)
+            time.sleep(0.5)  # callgrind takes the command at its next check
+            return 0.0
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(time, name)
+
+    harness.time = Switch()
+    harness.ROUNDS = rounds
+    asyncio.run(harness.measure(create_app(), orjson.dumps(EVENT)))
+    print(f"requests {rounds * harness.CONCURRENCY}")
+
+
+def count(checkout: Path, rounds: int) -> float:
+    """Instructions per request in `checkout` (with its own .venv)."""
+    with tempfile.TemporaryDirectory(prefix="sluice-callgrind-") as tmp:
+        out = Path(tmp) / "callgrind.out"
+        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+        command += [str(checkout / ".venv" / "bin" / "python"), __file__, "--inner", str(checkout), str(rounds)]
+        run = subprocess.run(command, cwd=checkout, capture_output=True, text=True, check=True)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", run.stderr)
+    requests = re.search(r"requests (\d+)", run.stdout)
+    if not (found and requests):
+        raise RuntimeError(f"no count from callgrind:\n{run.stderr[-2000:]}")
+    return int(found.group(1).replace(",", "")) / int(requests.group(1))
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--inner":
+        inner(Path(sys.argv[2]), int(sys.argv[3]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--before", type=Path, help="an older checkout with its own .venv, measured first")
+    parser.add_argument("--rounds", type=int, default=20, help="rounds of 64 requests (default 20)")
+    args = parser.parse_args()
+    before = count(args.before.resolve(), args.rounds) if args.before else None
+    this = count(REPO, args.rounds)
+    if before is not None:
+        print(f"before ({args.before}): {before:,.0f} instructions per single-event request")
+    print(f"this checkout: {this:,.0f} instructions per single-event request")
+    if before is not None:
+        print(f"this / before: {this / before:.3f}")
+
+
+if __name__ == "__main__":
+    main()
