@@ -11,8 +11,12 @@ Where the numbers come from:
   migration 0013), or, in a database without the extension, counted exactly from `sessions`;
 - unfiltered, the `24h` period (whole hours, not whole days) and hourly points: `hourly_metrics`
   (migration 0026; visitors of several hours from the union of its sketches), with postgresql-hll;
-- filtered, or without the extension: `sessions` (exact);
-- `target_domain` and `short_code`: `hourly_click_counts` for the clicks, `clicks` for their visitors;
+- filtered summaries and series over whole days (days, weeks, months), with postgresql-hll: the
+  filter's own daily_breakdown rows (pageviews, sessions, a day's visitors), daily_breakdown_totals
+  (migration 0027: events, bounces, durations) and daily_breakdown_sketches (visitors of several
+  days); filtered breakdowns, filtered hourly points, or without the extension: `sessions`;
+- `target_domain` and `short_code` over whole days, unfiltered, with postgresql-hll:
+  `daily_click_breakdown` (migration 0028: clicks, a day's visitors, sketches); else `clicks` (exact);
 - realtime: the raw log's last minutes (the ETL has not seen them yet).
 Bots are left out everywhere, as in the daily tables.
 """
@@ -140,6 +144,24 @@ async def _from_daily_tables(conn: AsyncConnection[Any], period: Period, filter_
     return filter_ is None and period.whole_days and await uses_sketches(conn)
 
 
+async def _from_filtered_daily_tables(conn: AsyncConnection[Any], period: Period, filter_: Filter | None) -> bool:
+    """A filter over whole days, with sketches: the filter's own rows of the daily tables answer it
+    (daily_breakdown, daily_breakdown_totals, daily_breakdown_sketches)."""
+    return filter_ is not None and period.whole_days and await uses_sketches(conn)
+
+
+def _filter_params(filter_: Filter | None) -> dict[str, Any]:
+    """The filter as a daily table's (dimension, value): '(none)' is the tables' value for none."""
+    assert filter_ is not None
+    return {"filter_dimension": filter_.dimension, "filter_row_value": filter_.value}
+
+
+_FILTER_ROWS = (
+    "site_id = %(site)s and dimension = %(filter_dimension)s and value = %(filter_row_value)s"
+    " and day >= %(first)s and day <= %(last)s"
+)
+
+
 async def _from_hourly_table(conn: AsyncConnection[Any], period: Period, filter_: Filter | None) -> bool:
     whole_hours = all(t.minute == t.second == t.microsecond == 0 for t in (period.start, period.end))
     return filter_ is None and whole_hours and await uses_sketches(conn)
@@ -169,6 +191,33 @@ async def totals(conn: AsyncConnection[Any], site: str, period: Period, filter_:
             )
 
             select pageviews, {_VISITORS} as visitors, sessions, {_RATES}, events from s cross join k
+            """
+        )
+    elif await _from_filtered_daily_tables(conn, period, filter_):
+        query = sql.SQL(
+            f"""
+            with s as (
+                select coalesce(sum(pageviews), 0)::bigint as pageviews,
+                       coalesce(sum(sessions), 0)::bigint as sessions, {_DAY_ROWS}
+                from daily_breakdown
+                where {_FILTER_ROWS}
+            ),
+
+            t as (
+                select coalesce(sum(events), 0)::bigint as events, coalesce(sum(bounces), 0)::bigint as bounces,
+                       coalesce(sum(total_duration_s), 0)::bigint as total_duration_s
+                from daily_breakdown_totals
+                where {_FILTER_ROWS}
+            ),
+
+            k as (
+                select {_UNION} as visitors
+                from daily_breakdown_sketches
+                where {_FILTER_ROWS}
+            )
+
+            select pageviews, {_VISITORS} as visitors, sessions, {_RATES}, events
+            from s cross join t cross join k
             """
         )
     elif await _from_hourly_table(conn, period, filter_):
@@ -205,7 +254,10 @@ async def totals(conn: AsyncConnection[Any], site: str, period: Period, filter_:
             select pageviews, visitors, sessions, {_RATES}, events from period_sessions
             """
         ).format(filter=_session_filter(filter_))
-    row = await _one(conn, query, _params(site, period, filter_))
+    params = _params(site, period, filter_)
+    if filter_ is not None:
+        params.update(_filter_params(filter_))
+    row = await _one(conn, query, params)
     return {name: _number(value) for name, value in row.items()}
 
 
@@ -293,6 +345,41 @@ async def timeseries(
 
             select s.start, pageviews, {_VISITORS} as visitors, sessions, {_RATES}, events
             from s left join k on k.start = s.start
+            """
+        )
+    elif interval != "hour" and await _from_filtered_daily_tables(conn, period, filter_):
+        params.update(_filter_params(filter_))
+        start_of = "greatest(date_trunc(%(unit)s, day::timestamp)::date, %(first)s)"
+        sketches = "where false" if interval == "day" else f"where {_FILTER_ROWS}"
+        query = sql.SQL(
+            f"""
+            with s as (
+                select {start_of} as start, sum(pageviews)::bigint as pageviews, sum(sessions)::bigint as sessions,
+                       {_DAY_ROWS}
+                from daily_breakdown
+                where {_FILTER_ROWS}
+                group by 1
+            ),
+
+            t as (
+                select {start_of} as start, sum(events)::bigint as events, sum(bounces)::bigint as bounces,
+                       sum(total_duration_s)::bigint as total_duration_s
+                from daily_breakdown_totals
+                where {_FILTER_ROWS}
+                group by 1
+            ),
+
+            k as (
+                select {start_of} as start, {_UNION} as visitors
+                from daily_breakdown_sketches
+                {sketches}
+                group by 1
+            )
+
+            select s.start, pageviews, {_VISITORS} as visitors, sessions, {_RATES}, events
+            from s
+            inner join t on t.start = s.start
+            left join k on k.start = s.start
             """
         )
     elif interval == "hour" and await _from_hourly_table(conn, period, filter_):
@@ -475,9 +562,12 @@ async def _click_rows(
     limit: int,
     offset: int,
 ) -> tuple[list[Row], int]:
-    """Clicks and distinct clicking visitors per target domain or short code (exact, from `clicks`,
-    whose (site_id, occurred_at) index holds the period's clicks), and the total of `order`."""
+    """Clicks and distinct clicking visitors per target domain or short code, and the total of
+    `order`: from daily_click_breakdown (unfiltered, whole days, with sketches), else exact from
+    `clicks`, whose (site_id, occurred_at) index holds the period's clicks."""
     params = _params(site, period, filter_, limit=limit, offset=offset)
+    if await _from_daily_tables(conn, period, filter_):
+        return await _daily_click_rows(conn, params | {"dimension": dimension}, order)
     join = (
         sql.SQL("inner join sessions as s on s.site_id = c.site_id and s.session_key = c.session_key")
         if filter_
@@ -520,6 +610,63 @@ async def _click_rows(
         filter=_session_filter(filter_),
         order=sql.Identifier(order),
         ordering=sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order)),
+    )
+    rows = await _all(conn, query, params)
+    return [r for r in rows if r["value"] is not None], int(rows[0]["total"])
+
+
+async def _daily_click_rows(conn: AsyncConnection[Any], params: dict[str, Any], order: str) -> tuple[list[Row], int]:
+    """_click_rows from daily_click_breakdown: ranked by clicks, the values are ranked by their sums
+    first and only the page's values' sketches are read; ranked by visitors, every value's are."""
+    in_range = "site_id = %(site)s and day >= %(first)s and day <= %(last)s"
+    ordering = sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order))
+    by_clicks = order == "clicks"
+    query = sql.SQL(
+        f"""
+        with s as (
+            select value, sum(clicks)::bigint as clicks, {_DAY_ROWS}
+            from daily_click_breakdown
+            where {in_range} and dimension = %(dimension)s
+            group by value
+            {{page}}
+        ),
+
+        k as (
+            select value, {_UNION} as visitors
+            from daily_click_breakdown
+            where {in_range} and dimension = %(dimension)s {{sketched}}
+            group by value
+        ),
+
+        by_value as (
+            select s.value, s.clicks, {_VISITORS} as visitors
+            from s left join k on k.value = s.value
+        ),
+
+        page as (
+            select * from by_value
+            {{final_ordering}}
+        ),
+
+        total as (
+            select coalesce(sum(clicks), 0)::bigint as clicks,
+                   (case when count(*) = 1 then sum(visitors)::bigint
+                         else coalesce({_UNION if not by_clicks else "0"}, 0) end) as visitors
+            from daily_click_breakdown
+            where {in_range} and dimension = 'all'
+        )
+
+        -- (one row even when the page is empty: it carries the total)
+        select p.value, p.clicks, p.visitors, t.{{order}} as total
+        from total as t
+        left join page as p on true
+        order by p.{{order}} desc, p.value
+        """
+    ).format(
+        page=ordering if by_clicks else sql.SQL(""),
+        sketched=sql.SQL("and value in (select value from s)") if by_clicks else sql.SQL(""),
+        final_ordering=sql.SQL("") if by_clicks else ordering,
+        order=sql.Identifier(order),
     )
     rows = await _all(conn, query, params)
     return [r for r in rows if r["value"] is not None], int(rows[0]["total"])
