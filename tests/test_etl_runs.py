@@ -76,12 +76,14 @@ def assert_sketches_hold_the_visitors(db: psycopg.Connection) -> None:
            inner join (select site_id, dimension, day, sum(events) as events, sum(bounces) as bounces,
                               sum(total_duration_s) as total_duration_s
                        from daily_breakdown_totals group by 1, 2, 3) as t using (site_id, day)
-           where (t.events, t.bounces, t.total_duration_s) is distinct from (d.events, d.bounces, d.total_duration_s)""",
+           where (t.events, t.bounces, t.total_duration_s)
+                 is distinct from (d.events, d.bounces, d.total_duration_s)""",
     )
     assert totals == []
     # daily_click_breakdown: each row's clicks and visitors are those of `clicks` counted afresh,
     # and its sketch holds exactly its visitors
-    assert rows(db, "select * from daily_click_breakdown where hll_cardinality(visitor_sketch::hll)::bigint <> visitors") == []
+    wrong_sketches = "select * from daily_click_breakdown where hll_cardinality(visitor_sketch::hll) <> visitors"
+    assert rows(db, wrong_sketches) == []
     recount = rows(
         db,
         """with c as (
