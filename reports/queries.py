@@ -136,6 +136,8 @@ _DAY_ROWS = "count(*) as day_rows, sum(visitors)::bigint as day_visitors"
 _VISITORS = "(case when s.day_rows = 1 then s.day_visitors else coalesce(k.visitors, 0) end)"
 _UNION = "round(hll_cardinality(hll_union_agg(visitor_sketch::hll)))::bigint"
 
+_SKETCHED_VISITORS = "round(hll_cardinality(hll_add_agg(hll_hash_text(s.visitor_key), 14)))::bigint"
+
 _RATES = """round(bounces::numeric / nullif(sessions, 0), 4) as bounce_rate,
        round(total_duration_s::numeric / nullif(sessions, 0), 1) as avg_session_duration_s"""
 
@@ -490,6 +492,10 @@ async def _value_rows(
     params = _params(site, period, filter_, dimension=dimension, limit=limit, offset=offset)
     ordering = sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order))
     in_range = "site_id = %(site)s and dimension = %(dimension)s and day >= %(first)s and day <= %(last)s"
+    # From sessions with postgresql-hll (a filtered breakdown): each value's visitors from a sketch
+    # built on the fly, a hash aggregate, rather than count(distinct), which sorts the period's
+    # sessions (3x faster at 10M events, bench/README.md "Reports"); exact up to ~1,280 visitors.
+    visitors = _SKETCHED_VISITORS if await uses_sketches(conn) else "count(distinct s.visitor_key)"
     if await _from_daily_tables(conn, period, filter_):
         # Ranked by visitors, every value's sketches are unioned; else the values are ranked by their
         # sums first and only the page's values' sketches are read.
@@ -529,7 +535,7 @@ async def _value_rows(
     elif dimension == "path":
         query = sql.SQL(
             f"""
-            select p.key as value, sum(p.value::bigint)::bigint as pageviews, count(distinct s.visitor_key) as visitors,
+            select p.key as value, sum(p.value::bigint)::bigint as pageviews, {visitors} as visitors,
                    count(*) as sessions
             from sessions as s
             cross join lateral jsonb_each_text(s.path_pageviews) as p
@@ -542,7 +548,7 @@ async def _value_rows(
         query = sql.SQL(
             f"""
             select coalesce({{column}}, '{NONE_VALUE}') as value, sum(s.pageview_count)::bigint as pageviews,
-                   count(distinct s.visitor_key) as visitors, count(*) as sessions
+                   {visitors} as visitors, count(*) as sessions
             from sessions as s
             {_IN_PERIOD} {{filter}}
             group by 1
