@@ -172,8 +172,18 @@ async def _from_hourly_table(conn: AsyncConnection[Any], period: Period, filter_
 _IN_HOURS = "site_id = %(site)s and hour >= %(start)s and hour < %(end)s"
 
 
-async def totals(conn: AsyncConnection[Any], site: str, period: Period, filter_: Filter | None = None) -> Row:
-    """pageviews, visitors, sessions, bounce_rate, avg_session_duration_s and events of the period."""
+def _sketch_union(table: str, where: str, visitors: bool) -> str:
+    """The k CTE's query: the union of `table`'s sketches `where`; or, when the caller needs no
+    visitors, none read (a null: only an answer of one day, with its exact count, has visitors)."""
+    return f"select {_UNION} as visitors from {table} where {where}" if visitors else "select null::bigint as visitors"
+
+
+async def totals(
+    conn: AsyncConnection[Any], site: str, period: Period, filter_: Filter | None = None, *, visitors: bool = True
+) -> Row:
+    """pageviews, visitors, sessions, bounce_rate, avg_session_duration_s and events of the period.
+    `visitors=False`: the caller will not use the visitors (a breakdown's total of pageviews), so no
+    sketch is read for them."""
     if await _from_daily_tables(conn, period, filter_):
         query: sql.Composed | sql.SQL = sql.SQL(
             f"""
@@ -187,9 +197,11 @@ async def totals(conn: AsyncConnection[Any], site: str, period: Period, filter_:
             ),
 
             k as (
-                select {_UNION} as visitors
-                from daily_visitor_sketches
-                where site_id = %(site)s and day >= %(first)s and day <= %(last)s
+                {
+                _sketch_union(
+                    "daily_visitor_sketches", "site_id = %(site)s and day >= %(first)s and day <= %(last)s", visitors
+                )
+            }
             )
 
             select pageviews, {_VISITORS} as visitors, sessions, {_RATES}, events from s cross join k
@@ -213,9 +225,7 @@ async def totals(conn: AsyncConnection[Any], site: str, period: Period, filter_:
             ),
 
             k as (
-                select {_UNION} as visitors
-                from daily_breakdown_sketches
-                where {_FILTER_ROWS}
+                {_sketch_union("daily_breakdown_sketches", _FILTER_ROWS, visitors)}
             )
 
             select pageviews, {_VISITORS} as visitors, sessions, {_RATES}, events
@@ -456,7 +466,7 @@ async def breakdown(
     else:
         order = order or "pageviews"
         rows = await _value_rows(conn, site, period, dimension, filter_, order, limit + 1, offset)
-        total = (await totals(conn, site, period, filter_))[order]
+        total = (await totals(conn, site, period, filter_, visitors=order == "visitors"))[order]
         metrics = ORDERS
     return {
         "site": site,
