@@ -243,7 +243,7 @@ def fill_new_tables(conn: psycopg.Connection) -> None:
         for (day,) in days:
             with conn.transaction():
                 for job in ("affected_days", "sketch_sessions", table):
-                    run_template(conn, job, context, target_date=day)
+                    run_template(conn, job, context, target_date=day, last_date=day)
         conn.execute(f"analyze {table}")
         print(f"{table} filled day by day in {time.perf_counter() - t0:.1f} s", flush=True)
     if _is_empty(conn, "daily_click_breakdown"):
