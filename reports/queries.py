@@ -185,6 +185,9 @@ async def totals(
     `visitors=False`: the caller will not use the visitors (a breakdown's total of pageviews), so no
     sketch is read for them."""
     if await _from_daily_tables(conn, period, filter_):
+        whole_site = _sketch_union(
+            "daily_visitor_sketches", "site_id = %(site)s and day >= %(first)s and day <= %(last)s", visitors
+        )
         query: sql.Composed | sql.SQL = sql.SQL(
             f"""
             with s as (
@@ -197,11 +200,7 @@ async def totals(
             ),
 
             k as (
-                {
-                _sketch_union(
-                    "daily_visitor_sketches", "site_id = %(site)s and day >= %(first)s and day <= %(last)s", visitors
-                )
-            }
+                {whole_site}
             )
 
             select pageviews, {_VISITORS} as visitors, sessions, {_RATES}, events from s cross join k
