@@ -12,10 +12,11 @@ Two ways to make the data set, in a scratch database `sluice_bench_report` on PG
   in memory: use it up to a few million events.
 - `--source synthetic` (default): `sessions` and `clicks` generated in SQL at scale with the same
   shape (20 sites, one with half the sessions; returning visitors; ~3 events per session, 15% of
-  them clicks), then daily_metrics, daily_breakdown and the visitor sketches built by the ETL's own
-  rebuild SQL (sql/etl/daily_metrics, daily_breakdown, visitor_sketches) from those sessions, and
-  hourly_click_counts by sql/etl/hourly_click_counts from those clicks. `--events` counts the
+  them clicks), then the daily tables and their sketches built day by day by the ETL's one-day
+  recompute (`sluice etl daily`) from those sessions, and hourly_click_counts and
+  daily_click_breakdown by their incremental SQL from those clicks, day by day. `--events` counts the
   sessions' events. The raw log gets only the realtime window's events (the last 10 minutes).
+  A kept data set made before a newer aggregate gets that table filled day by day (fill_new_tables).
 
 Then it starts `sluice serve` on 127.0.0.1:8766 with a read token and asks every URL in URLS (plus
 each --url) `--requests` times after two warm-up requests, on one kept-alive connection, and prints
@@ -35,7 +36,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -222,20 +223,51 @@ def run_template(conn: psycopg.Connection, job: str, context: Context, **extra: 
         conn.execute(statement, pipeline.parameters(Settings(), **extra))
 
 
-def fill_hourly_metrics(conn: psycopg.Connection) -> None:
-    """A kept data set made before hourly_metrics (migration 0026): its rows day by day, by the
-    ETL's one-day SQL (affected_days, sketch_sessions, hourly_metrics), as `sluice etl daily` would."""
-    if not pipeline.has_sketches(conn) or conn.execute("select exists (select from hourly_metrics)").fetchone()[0]:  # type: ignore[index]
+def _is_empty(conn: psycopg.Connection, table: str) -> bool:
+    return not conn.execute(f"select exists (select from {table})").fetchone()[0]  # type: ignore[index]
+
+
+def fill_new_tables(conn: psycopg.Connection) -> None:
+    """A kept data set made before a table: its rows day by day. hourly_metrics (migration 0026) and
+    daily_breakdown_totals (0027) by the ETL's one-day SQL (affected_days, sketch_sessions, the
+    table), as `sluice etl daily` would; daily_click_breakdown (0028) by its incremental SQL, each
+    day's clicks as the run's new clicks."""
+    if not pipeline.has_sketches(conn):
         return
-    t0 = time.perf_counter()
     context = Context(single_day=True, sketches=True)
-    days = conn.execute("select distinct day from daily_metrics order by day").fetchall()
-    for (day,) in days:
-        with conn.transaction():
-            for job in ("affected_days", "sketch_sessions", "hourly_metrics"):
-                run_template(conn, job, context, target_date=day)
-    conn.execute("analyze hourly_metrics")
-    print(f"hourly_metrics filled day by day in {time.perf_counter() - t0:.1f} s", flush=True)
+    for table in ("hourly_metrics", "daily_breakdown_totals"):
+        if not _is_empty(conn, table):
+            continue
+        t0 = time.perf_counter()
+        days = conn.execute("select distinct day from daily_metrics order by day").fetchall()
+        for (day,) in days:
+            with conn.transaction():
+                for job in ("affected_days", "sketch_sessions", table):
+                    run_template(conn, job, context, target_date=day, last_date=day)
+        conn.execute(f"analyze {table}")
+        print(f"{table} filled day by day in {time.perf_counter() - t0:.1f} s", flush=True)
+    if _is_empty(conn, "daily_click_breakdown"):
+        t0 = time.perf_counter()
+        days = conn.execute("select distinct day from daily_metrics order by day").fetchall()
+        for (day,) in days:
+            with conn.transaction():
+                day_clicks(conn, day)
+                run_template(conn, "daily_click_breakdown", Context(sketches=True))
+        conn.execute("analyze daily_click_breakdown")
+        print(f"daily_click_breakdown filled day by day in {time.perf_counter() - t0:.1f} s", flush=True)
+
+
+def day_clicks(conn: psycopg.Connection, day: date) -> None:
+    """The day's stored clicks as an incremental run's new clicks (temp tables new_clicks and an
+    empty replaced_clicks, as clicks_this_run leaves them), in the current transaction."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    bounds = {"start": start, "end": start + timedelta(days=1)}
+    conn.execute(
+        "create temp table new_clicks on commit drop as"
+        " select * from clicks where occurred_at >= %(start)s and occurred_at < %(end)s",
+        bounds,
+    )
+    conn.execute("create temp table replaced_clicks on commit drop as select * from clicks where false")
 
 
 def synthetic(conn: psycopg.Connection, settings: Settings, events: int, days: int, now: datetime) -> None:
@@ -260,15 +292,9 @@ def synthetic(conn: psycopg.Connection, settings: Settings, events: int, days: i
     while day <= last_day:
         pipeline.run(settings, "daily", target_date=day)
         with conn.transaction():
-            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            bounds = {"start": start, "end": start + timedelta(days=1)}
-            conn.execute(
-                "create temp table new_clicks on commit drop as"
-                " select * from clicks where occurred_at >= %(start)s and occurred_at < %(end)s",
-                bounds,
-            )
-            conn.execute("create temp table replaced_clicks on commit drop as select * from clicks where false")
+            day_clicks(conn, day)
             run_template(conn, "hourly_click_counts", Context())
+            run_template(conn, "daily_click_breakdown", Context(sketches=pipeline.has_sketches(conn)))
         day += timedelta(days=1)
     print(f"daily tables by the ETL's one-day recompute, day by day, in {time.perf_counter() - t0:.1f} s", flush=True)
 
@@ -413,7 +439,7 @@ def main() -> int:
             t0 = time.perf_counter()
             conn.execute("vacuum analyze")
             print(f"vacuum analyze in {time.perf_counter() - t0:.1f} s", flush=True)
-        fill_hourly_metrics(conn)
+        fill_new_tables(conn)
         conn.execute("delete from events where received_at > %s - interval '1 hour'", (now,))
         realtime_window(conn, now)
         shape = conn.execute(
@@ -432,7 +458,7 @@ def main() -> int:
             """select relname, pg_size_pretty(pg_total_relation_size(oid)) from pg_class
                where relname in ('sessions', 'daily_metrics', 'daily_breakdown', 'clicks', 'hourly_click_counts',
                                  'daily_visitor_sketches', 'daily_breakdown_sketches',
-                                 'hourly_metrics')
+                                 'hourly_metrics', 'daily_breakdown_totals', 'daily_click_breakdown')
                order by relname"""
         ).fetchall()
         print("sizes: " + ", ".join(f"{name} {size}" for name, size in sizes))

@@ -111,6 +111,7 @@ JOBS: tuple[Job, ...] = (
     table("clicks", bulk=True, keep=forever("occurred_at")),
     table("hourly_click_counts", bulk=True, keep=raw("hour")),
     table("monthly_click_counts", bulk=True, keep=forever("month", monthly=True)),
+    table("daily_click_breakdown", bulk=True, keep=daily("day")),  # click dimensions by day, with sketches
     scratch("affected_days", single_day=True),  # the days a rebuild or a one-day recompute recounts
     table("daily_metrics", keep=daily("day"), single_day=True),
     table("daily_breakdown", bulk=True, keep=daily("day"), single_day=True),
@@ -121,6 +122,7 @@ JOBS: tuple[Job, ...] = (
     table("daily_visitor_sketches", keep=daily("day"), single_day=True),
     table("hourly_metrics", keep=raw("hour"), single_day=True),  # 24h and hourly points, with sketches
     table("daily_breakdown_sketches", bulk=True, keep=daily("day"), single_day=True),
+    table("daily_breakdown_totals", bulk=True, keep=daily("day"), single_day=True),  # for filtered reports
 )
 
 # Derived, in run order.

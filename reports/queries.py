@@ -11,8 +11,12 @@ Where the numbers come from:
   migration 0013), or, in a database without the extension, counted exactly from `sessions`;
 - unfiltered, the `24h` period (whole hours, not whole days) and hourly points: `hourly_metrics`
   (migration 0026; visitors of several hours from the union of its sketches), with postgresql-hll;
-- filtered, or without the extension: `sessions` (exact);
-- `target_domain` and `short_code`: `hourly_click_counts` for the clicks, `clicks` for their visitors;
+- filtered summaries and series over whole days (days, weeks, months), with postgresql-hll: the
+  filter's own daily_breakdown rows (pageviews, sessions, a day's visitors), daily_breakdown_totals
+  (migration 0027: events, bounces, durations) and daily_breakdown_sketches (visitors of several
+  days); filtered breakdowns, filtered hourly points, or without the extension: `sessions`;
+- `target_domain` and `short_code` over whole days, unfiltered, with postgresql-hll:
+  `daily_click_breakdown` (migration 0028: clicks, a day's visitors, sketches); else `clicks` (exact);
 - realtime: the raw log's last minutes (the ETL has not seen them yet).
 Bots are left out everywhere, as in the daily tables.
 """
@@ -132,12 +136,32 @@ _DAY_ROWS = "count(*) as day_rows, sum(visitors)::bigint as day_visitors"
 _VISITORS = "(case when s.day_rows = 1 then s.day_visitors else coalesce(k.visitors, 0) end)"
 _UNION = "round(hll_cardinality(hll_union_agg(visitor_sketch::hll)))::bigint"
 
+_SKETCHED_VISITORS = "round(hll_cardinality(hll_add_agg(hll_hash_text(s.visitor_key), 14)))::bigint"
+
 _RATES = """round(bounces::numeric / nullif(sessions, 0), 4) as bounce_rate,
        round(total_duration_s::numeric / nullif(sessions, 0), 1) as avg_session_duration_s"""
 
 
 async def _from_daily_tables(conn: AsyncConnection[Any], period: Period, filter_: Filter | None) -> bool:
     return filter_ is None and period.whole_days and await uses_sketches(conn)
+
+
+async def _from_filtered_daily_tables(conn: AsyncConnection[Any], period: Period, filter_: Filter | None) -> bool:
+    """A filter over whole days, with sketches: the filter's own rows of the daily tables answer it
+    (daily_breakdown, daily_breakdown_totals, daily_breakdown_sketches)."""
+    return filter_ is not None and period.whole_days and await uses_sketches(conn)
+
+
+def _filter_params(filter_: Filter | None) -> dict[str, Any]:
+    """The filter as a daily table's (dimension, value): '(none)' is the tables' value for none."""
+    assert filter_ is not None
+    return {"filter_dimension": filter_.dimension, "filter_row_value": filter_.value}
+
+
+_FILTER_ROWS = (
+    "site_id = %(site)s and dimension = %(filter_dimension)s and value = %(filter_row_value)s"
+    " and day >= %(first)s and day <= %(last)s"
+)
 
 
 async def _from_hourly_table(conn: AsyncConnection[Any], period: Period, filter_: Filter | None) -> bool:
@@ -148,9 +172,22 @@ async def _from_hourly_table(conn: AsyncConnection[Any], period: Period, filter_
 _IN_HOURS = "site_id = %(site)s and hour >= %(start)s and hour < %(end)s"
 
 
-async def totals(conn: AsyncConnection[Any], site: str, period: Period, filter_: Filter | None = None) -> Row:
-    """pageviews, visitors, sessions, bounce_rate, avg_session_duration_s and events of the period."""
+def _sketch_union(table: str, where: str, visitors: bool) -> str:
+    """The k CTE's query: the union of `table`'s sketches `where`; or, when the caller needs no
+    visitors, none read (a null: only an answer of one day, with its exact count, has visitors)."""
+    return f"select {_UNION} as visitors from {table} where {where}" if visitors else "select null::bigint as visitors"
+
+
+async def totals(
+    conn: AsyncConnection[Any], site: str, period: Period, filter_: Filter | None = None, *, visitors: bool = True
+) -> Row:
+    """pageviews, visitors, sessions, bounce_rate, avg_session_duration_s and events of the period.
+    `visitors=False`: the caller will not use the visitors (a breakdown's total of pageviews), so no
+    sketch is read for them."""
     if await _from_daily_tables(conn, period, filter_):
+        whole_site = _sketch_union(
+            "daily_visitor_sketches", "site_id = %(site)s and day >= %(first)s and day <= %(last)s", visitors
+        )
         query: sql.Composed | sql.SQL = sql.SQL(
             f"""
             with s as (
@@ -163,12 +200,35 @@ async def totals(conn: AsyncConnection[Any], site: str, period: Period, filter_:
             ),
 
             k as (
-                select {_UNION} as visitors
-                from daily_visitor_sketches
-                where site_id = %(site)s and day >= %(first)s and day <= %(last)s
+                {whole_site}
             )
 
             select pageviews, {_VISITORS} as visitors, sessions, {_RATES}, events from s cross join k
+            """
+        )
+    elif await _from_filtered_daily_tables(conn, period, filter_):
+        query = sql.SQL(
+            f"""
+            with s as (
+                select coalesce(sum(pageviews), 0)::bigint as pageviews,
+                       coalesce(sum(sessions), 0)::bigint as sessions, {_DAY_ROWS}
+                from daily_breakdown
+                where {_FILTER_ROWS}
+            ),
+
+            t as (
+                select coalesce(sum(events), 0)::bigint as events, coalesce(sum(bounces), 0)::bigint as bounces,
+                       coalesce(sum(total_duration_s), 0)::bigint as total_duration_s
+                from daily_breakdown_totals
+                where {_FILTER_ROWS}
+            ),
+
+            k as (
+                {_sketch_union("daily_breakdown_sketches", _FILTER_ROWS, visitors)}
+            )
+
+            select pageviews, {_VISITORS} as visitors, sessions, {_RATES}, events
+            from s cross join t cross join k
             """
         )
     elif await _from_hourly_table(conn, period, filter_):
@@ -205,7 +265,10 @@ async def totals(conn: AsyncConnection[Any], site: str, period: Period, filter_:
             select pageviews, visitors, sessions, {_RATES}, events from period_sessions
             """
         ).format(filter=_session_filter(filter_))
-    row = await _one(conn, query, _params(site, period, filter_))
+    params = _params(site, period, filter_)
+    if filter_ is not None:
+        params.update(_filter_params(filter_))
+    row = await _one(conn, query, params)
     return {name: _number(value) for name, value in row.items()}
 
 
@@ -295,6 +358,41 @@ async def timeseries(
             from s left join k on k.start = s.start
             """
         )
+    elif interval != "hour" and await _from_filtered_daily_tables(conn, period, filter_):
+        params.update(_filter_params(filter_))
+        start_of = "greatest(date_trunc(%(unit)s, day::timestamp)::date, %(first)s)"
+        sketches = "where false" if interval == "day" else f"where {_FILTER_ROWS}"
+        query = sql.SQL(
+            f"""
+            with s as (
+                select {start_of} as start, sum(pageviews)::bigint as pageviews, sum(sessions)::bigint as sessions,
+                       {_DAY_ROWS}
+                from daily_breakdown
+                where {_FILTER_ROWS}
+                group by 1
+            ),
+
+            t as (
+                select {start_of} as start, sum(events)::bigint as events, sum(bounces)::bigint as bounces,
+                       sum(total_duration_s)::bigint as total_duration_s
+                from daily_breakdown_totals
+                where {_FILTER_ROWS}
+                group by 1
+            ),
+
+            k as (
+                select {start_of} as start, {_UNION} as visitors
+                from daily_breakdown_sketches
+                {sketches}
+                group by 1
+            )
+
+            select s.start, pageviews, {_VISITORS} as visitors, sessions, {_RATES}, events
+            from s
+            inner join t on t.start = s.start
+            left join k on k.start = s.start
+            """
+        )
     elif interval == "hour" and await _from_hourly_table(conn, period, filter_):
         # (an hour's row has its exact visitors: no sketch read)
         query = sql.SQL(
@@ -367,7 +465,7 @@ async def breakdown(
     else:
         order = order or "pageviews"
         rows = await _value_rows(conn, site, period, dimension, filter_, order, limit + 1, offset)
-        total = (await totals(conn, site, period, filter_))[order]
+        total = (await totals(conn, site, period, filter_, visitors=order == "visitors"))[order]
         metrics = ORDERS
     return {
         "site": site,
@@ -403,6 +501,12 @@ async def _value_rows(
     params = _params(site, period, filter_, dimension=dimension, limit=limit, offset=offset)
     ordering = sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order))
     in_range = "site_id = %(site)s and dimension = %(dimension)s and day >= %(first)s and day <= %(last)s"
+    # From sessions with postgresql-hll (a filtered breakdown): each value's visitors from a sketch
+    # built on the fly, a hash aggregate, rather than count(distinct), which sorts the period's
+    # sessions (3x faster at 10M events, bench/README.md "Reports"); exact up to ~1,280 visitors.
+    visitors = _SKETCHED_VISITORS if await uses_sketches(conn) else "count(distinct s.visitor_key)"
+    if order == "visitors" and await _from_daily_tables(conn, period, filter_):
+        return await _value_rows_by_visitors(conn, params, limit, offset)
     if await _from_daily_tables(conn, period, filter_):
         # Ranked by visitors, every value's sketches are unioned; else the values are ranked by their
         # sums first and only the page's values' sketches are read.
@@ -442,7 +546,7 @@ async def _value_rows(
     elif dimension == "path":
         query = sql.SQL(
             f"""
-            select p.key as value, sum(p.value::bigint)::bigint as pageviews, count(distinct s.visitor_key) as visitors,
+            select p.key as value, sum(p.value::bigint)::bigint as pageviews, {visitors} as visitors,
                    count(*) as sessions
             from sessions as s
             cross join lateral jsonb_each_text(s.path_pageviews) as p
@@ -455,7 +559,7 @@ async def _value_rows(
         query = sql.SQL(
             f"""
             select coalesce({{column}}, '{NONE_VALUE}') as value, sum(s.pageview_count)::bigint as pageviews,
-                   count(distinct s.visitor_key) as visitors, count(*) as sessions
+                   {visitors} as visitors, count(*) as sessions
             from sessions as s
             {_IN_PERIOD} {{filter}}
             group by 1
@@ -463,6 +567,69 @@ async def _value_rows(
             """
         ).format(column=sql.Identifier("s", dimension), filter=_session_filter(filter_), ordering=ordering)
     return await _all(conn, query, params)
+
+
+# A value's distinct visitors over several days are at most the sum of its days' (exact) visitors;
+# its sketch union, an estimate, is allowed this much above that (log2m 14: ~0.8% standard error).
+_UNION_MARGIN = 1.05
+_BATCH = 4
+
+
+async def _value_rows_by_visitors(
+    conn: AsyncConnection[Any], params: dict[str, Any], limit: int, offset: int
+) -> list[Row]:
+    """_value_rows from the daily tables ranked by visitors, without unioning every value's sketches
+    (`path` over 30 days: 200 values x 30 days). Each value's sum of daily visitors bounds its
+    distinct visitors from above; the values are unioned in the order of that bound, a batch at a
+    time, until the page's last value has more visitors than the next value's bound: no value left
+    can then rank on the page. The page equals the one from unioning every value's sketches."""
+    in_range = "site_id = %(site)s and dimension = %(dimension)s and day >= %(first)s and day <= %(last)s"
+    candidates = await _all(
+        conn,
+        f"""select value, sum(pageviews)::bigint as pageviews, sum(sessions)::bigint as sessions, {_DAY_ROWS}
+            from daily_breakdown
+            where {in_range}
+            group by value
+            order by day_visitors desc, value""",
+        params,
+    )
+    needed = offset + limit
+    counted: list[Row] = []
+    position = 0
+    while position < len(candidates):
+        if len(counted) >= needed:
+            best = sorted((r["visitors"] for r in counted), reverse=True)
+            if candidates[position]["day_visitors"] * _UNION_MARGIN < best[needed - 1]:
+                break
+        # first the page's worth, then a few more at a time (a sketch union costs ~0.1 ms)
+        batch = candidates[position : position + max(_BATCH, needed - len(counted))]
+        position += len(batch)
+        several = [r["value"] for r in batch if r["day_rows"] > 1]
+        unions: dict[str, int] = {}
+        if several:
+            found = await _all(
+                conn,
+                f"""select value, {_UNION} as visitors
+                    from daily_breakdown_sketches
+                    where {in_range} and value = any(%(values)s)
+                    group by value""",
+                params | {"values": several},
+            )
+            unions = {r["value"]: r["visitors"] for r in found}
+        for r in batch:
+            visitors = r["day_visitors"] if r["day_rows"] == 1 else unions.get(r["value"], 0)
+            counted.append(
+                {"value": r["value"], "pageviews": r["pageviews"], "visitors": visitors, "sessions": r["sessions"]}
+            )
+    # the page in the database's order (ties by value, in its collation)
+    page = await _all(
+        conn,
+        """select value from unnest(%(values)s::text[], %(visitors)s::bigint[]) as v (value, visitors)
+           order by visitors desc, value limit %(limit)s offset %(offset)s""",
+        params | {"values": [r["value"] for r in counted], "visitors": [r["visitors"] for r in counted]},
+    )
+    by_value = {r["value"]: r for r in counted}
+    return [by_value[r["value"]] for r in page]
 
 
 async def _click_rows(
@@ -475,9 +642,12 @@ async def _click_rows(
     limit: int,
     offset: int,
 ) -> tuple[list[Row], int]:
-    """Clicks and distinct clicking visitors per target domain or short code (exact, from `clicks`,
-    whose (site_id, occurred_at) index holds the period's clicks), and the total of `order`."""
+    """Clicks and distinct clicking visitors per target domain or short code, and the total of
+    `order`: from daily_click_breakdown (unfiltered, whole days, with sketches), else exact from
+    `clicks`, whose (site_id, occurred_at) index holds the period's clicks."""
     params = _params(site, period, filter_, limit=limit, offset=offset)
+    if await _from_daily_tables(conn, period, filter_):
+        return await _daily_click_rows(conn, params | {"dimension": dimension}, order)
     join = (
         sql.SQL("inner join sessions as s on s.site_id = c.site_id and s.session_key = c.session_key")
         if filter_
@@ -520,6 +690,63 @@ async def _click_rows(
         filter=_session_filter(filter_),
         order=sql.Identifier(order),
         ordering=sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order)),
+    )
+    rows = await _all(conn, query, params)
+    return [r for r in rows if r["value"] is not None], int(rows[0]["total"])
+
+
+async def _daily_click_rows(conn: AsyncConnection[Any], params: dict[str, Any], order: str) -> tuple[list[Row], int]:
+    """_click_rows from daily_click_breakdown: ranked by clicks, the values are ranked by their sums
+    first and only the page's values' sketches are read; ranked by visitors, every value's are."""
+    in_range = "site_id = %(site)s and day >= %(first)s and day <= %(last)s"
+    ordering = sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order))
+    by_clicks = order == "clicks"
+    query = sql.SQL(
+        f"""
+        with s as (
+            select value, sum(clicks)::bigint as clicks, {_DAY_ROWS}
+            from daily_click_breakdown
+            where {in_range} and dimension = %(dimension)s
+            group by value
+            {{page}}
+        ),
+
+        k as (
+            select value, {_UNION} as visitors
+            from daily_click_breakdown
+            where {in_range} and dimension = %(dimension)s {{sketched}}
+            group by value
+        ),
+
+        by_value as (
+            select s.value, s.clicks, {_VISITORS} as visitors
+            from s left join k on k.value = s.value
+        ),
+
+        page as (
+            select * from by_value
+            {{final_ordering}}
+        ),
+
+        total as (
+            select coalesce(sum(clicks), 0)::bigint as clicks,
+                   (case when count(*) = 1 then sum(visitors)::bigint
+                         else coalesce({_UNION if not by_clicks else "0"}, 0) end) as visitors
+            from daily_click_breakdown
+            where {in_range} and dimension = 'all'
+        )
+
+        -- (one row even when the page is empty: it carries the total)
+        select p.value, p.clicks, p.visitors, t.{{order}} as total
+        from total as t
+        left join page as p on true
+        order by p.{{order}} desc, p.value
+        """
+    ).format(
+        page=ordering if by_clicks else sql.SQL(""),
+        sketched=sql.SQL("and value in (select value from s)") if by_clicks else sql.SQL(""),
+        final_ordering=sql.SQL("") if by_clicks else ordering,
+        order=sql.Identifier(order),
     )
     rows = await _all(conn, query, params)
     return [r for r in rows if r["value"] is not None], int(rows[0]["total"])

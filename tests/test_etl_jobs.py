@@ -79,6 +79,8 @@ def test_the_schema_holds_every_declared_table_and_no_table_without_a_job(db: ps
         "daily_visitor_sketches": "date",
         "hourly_metrics": "timestamp with time zone",
         "daily_breakdown_sketches": "date",
+        "daily_click_breakdown": "date",
+        "daily_breakdown_totals": "date",
     }
 
 
@@ -138,6 +140,7 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "clicks": 1,
         "hourly_click_counts": 1,
         "monthly_click_counts": 1,
+        "daily_click_breakdown": 3,  # its target domain, its short code (none), the day's `all`
         "daily_metrics": 1,
         "daily_breakdown": 14,
         "monthly_metrics": 1,
@@ -145,6 +148,7 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "daily_visitor_sketches": 1,
         "hourly_metrics": 1,
         "daily_breakdown_sketches": 14,
+        "daily_breakdown_totals": 12,  # the 12 session dimensions
     }
     # a late event starts the session earlier: its key changes, so do its three events' rows
     insert(db, [event(at_="2026-03-01 09:50", received="2026-03-01 10:10", url="https://ex.com/c")])
@@ -158,6 +162,7 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "clicks": 1,  # its click rewritten
         "hourly_click_counts": 0,  # the same click in the same hour: no change
         "monthly_click_counts": 0,
+        "daily_click_breakdown": 3,  # the rewritten click's day, recomputed
         "daily_metrics": 1,
         # 11 dimensions one pageview up, entry_path's /a row emptied (then deleted) and its /c row
         # inserted, and the new path
@@ -167,6 +172,7 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "daily_visitor_sketches": 1,  # the touched day's sketches, recomputed
         "hourly_metrics": 1,  # the day's hours recomputed: its one session now starts at 09:00
         "daily_breakdown_sketches": 15,
+        "daily_breakdown_totals": 12,  # the day recomputed: its one session, 12 dimensions
     }
     assert rows(db, "select count(*) as n from stg_events") == [{"n": 4}]
 

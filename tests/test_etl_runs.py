@@ -63,6 +63,51 @@ def assert_sketches_hold_the_visitors(db: psycopg.Connection) -> None:
                                                      from etl_state), '-infinity')""",
     )
     assert by_day == []
+    # daily_breakdown_totals: a row for every daily_breakdown row but path's, and each dimension's
+    # rows of a day add up to its daily_metrics row
+    assert (
+        rows(
+            db,
+            """select * from (select * from daily_breakdown where dimension <> 'path') as b
+               full join daily_breakdown_totals as t using (site_id, dimension, day, value)
+               where b.sessions is null or t.events is null""",
+        )
+        == []
+    )
+    totals = rows(
+        db,
+        """select * from daily_metrics as d
+           inner join (select site_id, dimension, day, sum(events) as events, sum(bounces) as bounces,
+                              sum(total_duration_s) as total_duration_s
+                       from daily_breakdown_totals group by 1, 2, 3) as t using (site_id, day)
+           where (t.events, t.bounces, t.total_duration_s)
+                 is distinct from (d.events, d.bounces, d.total_duration_s)""",
+    )
+    assert totals == []
+    # daily_click_breakdown: each row's clicks and visitors are those of `clicks` counted afresh,
+    # and its sketch holds exactly its visitors
+    wrong_sketches = "select * from daily_click_breakdown where hll_cardinality(visitor_sketch::hll) <> visitors"
+    assert rows(db, wrong_sketches) == []
+    recount = rows(
+        db,
+        """with c as (
+               select site_id, (occurred_at at time zone 'UTC')::date as day, coalesce(target_domain, '(none)') as d,
+                      coalesce(short_code, '(none)') as s, visitor_key
+               from clicks where not is_bot
+           ),
+           counted as (
+               select site_id, 'target_domain' as dimension, day, d as value, count(*) as clicks,
+                      count(distinct visitor_key) as visitors from c group by 1, 3, 4
+               union all
+               select site_id, 'short_code', day, s, count(*), count(distinct visitor_key) from c group by 1, 3, 4
+               union all
+               select site_id, 'all', day, '', count(*), count(distinct visitor_key) from c group by 1, 3
+           )
+           select * from counted
+           full join daily_click_breakdown as b using (site_id, dimension, day, value)
+           where (counted.clicks, counted.visitors) is distinct from (b.clicks, b.visitors)""",
+    )
+    assert recount == []
 
 
 def test_running_twice_adds_nothing(db: psycopg.Connection, settings: Settings) -> None:

@@ -3,6 +3,7 @@ period, with and without visitor sketches; CSV; parameters; who may ask."""
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,7 @@ from eventlog import GOOGLEBOT, event, insert
 from starlette.testclient import TestClient
 
 from sluice.app import create_app
+from sluice.reports import queries
 from sluice.reports.access import SESSION_COOKIE, sign_session
 from sluice.reports.routes import NO_SKETCHES
 from sluice.settings import Settings
@@ -377,3 +379,54 @@ def test_without_postgresql_hll_start_up_says_how_visitors_are_counted(
     with TestClient(create_app(reports_settings(settings))):
         pass
     assert NO_SKETCHES in caplog.text
+
+
+def test_every_filter_from_the_daily_tables_equals_the_count_from_sessions(
+    shop: TestClient, db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With postgresql-hll a filtered summary or series of days, weeks or months reads the filter's
+    own daily rows (daily_breakdown, daily_breakdown_totals, their sketches); each answer equals the
+    exact count over sessions, for every filter dimension and every value the shop has."""
+    filters = rows_of(
+        db,
+        """select distinct dimension, value from daily_breakdown
+           where site_id = 'shop' and dimension <> 'path' order by 1, 2""",
+    )
+    assert len(filters) > 20
+    urls = [
+        f"{API}/{report}&filter={dimension}:{urllib.parse.quote(value)}"
+        for dimension, value in filters
+        for report in (
+            "summary?period=30d",
+            "summary?from=2026-03-09&to=2026-03-09",  # one day: its exact count
+            "timeseries?period=7d&metrics=pageviews,visitors,sessions,events,bounce_rate,avg_session_duration_s",
+            "timeseries?period=12mo&interval=week&metrics=visitors,events",
+        )
+    ]
+    from_tables = [get(shop, url) for url in urls]
+    monkeypatch.setattr(queries, "_from_filtered_daily_tables", _never)
+    assert [get(shop, url) for url in urls] == from_tables
+
+
+def test_click_breakdowns_from_daily_click_breakdown_equal_the_count_from_clicks(
+    shop: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    urls = [
+        f"{API}/breakdown/{dimension}?{query}&order={order}&limit={limit}"
+        for dimension in ("target_domain", "short_code")
+        for query in ("period=7d", "period=12mo", "from=2026-03-10&to=2026-03-10", "from=2026-02-01&to=2026-02-02")
+        for order in ("clicks", "visitors")
+        for limit in (1, 10)
+    ]
+    from_table = [get(shop, url) for url in urls]
+    assert any(answer["rows"] for answer in from_table)
+    monkeypatch.setattr(queries, "_from_daily_tables", _never)
+    assert [get(shop, url) for url in urls] == from_table
+
+
+async def _never(*args: Any) -> bool:
+    return False
+
+
+def rows_of(db: psycopg.Connection, query: str) -> list[tuple[Any, ...]]:
+    return db.execute(query).fetchall()
