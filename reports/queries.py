@@ -67,6 +67,7 @@ def breakdown_orders(dimension: str) -> tuple[str, ...]:
         return EVENT_ORDERS
     return ORDERS
 
+
 Row = dict[str, Any]
 
 
