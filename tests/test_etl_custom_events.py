@@ -145,3 +145,14 @@ def test_the_cap_setting() -> None:
     assert Settings.from_env({"SLUICE_PROP_VALUES_CAP": "20"}).prop_values_cap == 20
     with pytest.raises(ConfigError, match="SLUICE_PROP_VALUES_CAP='0' must be at least 1"):
         Settings.from_env({"SLUICE_PROP_VALUES_CAP": "0"})
+
+
+def test_a_value_written_other_counts_under_other(db: psycopg.Connection, settings: Settings) -> None:
+    insert(db, [track(f"2026-03-01 10:0{i}", "Play", {"song": v}, visitor=f"v{i}") for i, v in enumerate("x(y")])
+    insert(db, [track("2026-03-01 10:09", "Play", {"song": "(other)"}, visitor="v0")])
+    pipeline.run(settings)
+    # a value sent as the text '(other)' never takes one of the key's places: one row per value still
+    assert [r[3:] for r in props(db)] == [("(", 1, 1), ("(other)", 1, 1), ("x", 1, 1), ("y", 1, 1)]
+    # with one place: '(' first in byte order; x (v0), y (v2) and the text '(other)' (v0) under '(other)'
+    pipeline.run(replace(settings, prop_values_cap=1), "rebuild")
+    assert sorted(r[3:] for r in props(db)) == [("(", 1, 1), ("(other)", 3, 2)]
