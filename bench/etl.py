@@ -111,6 +111,28 @@ class Visitor:
         self.country = rng.choice(COUNTRIES)
 
 
+CUSTOM_EVENTS = ["Signup", "Add to cart", "Checkout", "Play", "Search", "Share", "Download", "Plan Chosen"]
+
+
+def custom_event(event_id: str) -> dict[str, Any]:
+    """A custom event's name and props (sluice.track(name, props)): a few names, scalar props of a
+    few values, an object and an array (left out of daily_custom_event_props), and an id of a new
+    value each time, past the 100 values a key keeps per day. From a generator of its own, seeded by
+    the event id, so the rest of the stream is the same as without them."""
+    r = random.Random(event_id)
+    return {
+        "eventName": r.choice(CUSTOM_EVENTS),
+        "props": {
+            "plan": r.choice(["free", "pro", "team"]),
+            "step": r.randint(1, 5),
+            "ok": r.random() < 0.9,
+            "order_id": f"o{r.getrandbits(40):x}",
+            "cart": {"items": r.randint(1, 4)},
+            "tags": ["a", "b"],
+        },
+    }
+
+
 def event_id(rng: random.Random, at: datetime) -> str:
     """A UUID version 7 of the event's time, as the tracker makes them (tracker/sluice.js)."""
     return str(uuid7(int(at.timestamp() * 1000), rng.getrandbits(80)))
@@ -161,6 +183,8 @@ def stream(
                 body.update(target=f"https://out{rng.randint(0, 50)}.example.net/p", text="link")
                 if rng.random() < 0.2:
                     body["shortCode"] = f"s{rng.randint(0, 100)}"
+            elif kind == "custom":
+                body.update(custom_event(body["eventId"]))
             received = t + (
                 timedelta(seconds=rng.uniform(60, 2 * 86400))
                 if rng.random() < late_share

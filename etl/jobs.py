@@ -117,6 +117,9 @@ JOBS: tuple[Job, ...] = (
     table("daily_breakdown", bulk=True, keep=daily("day"), single_day=True),
     table("monthly_metrics", keep=forever("month", monthly=True)),  # visitors distinct over the month
     table("monthly_breakdown", bulk=True, keep=forever("month", monthly=True)),
+    scratch("custom_events_this_run", single_day=True),  # the site-days whose custom event rows are recounted
+    table("daily_custom_events", bulk=True, keep=daily("day"), single_day=True),  # issue 13: sluice.track(name)
+    table("daily_custom_event_props", bulk=True, keep=daily("day"), single_day=True),  # its props, values capped
     # with postgresql-hll (Context.sketches); the site-days whose sketches are recomputed, their sessions
     scratch("sketch_sessions", single_day=True),
     table("daily_visitor_sketches", keep=daily("day"), single_day=True),

@@ -76,6 +76,7 @@ def parameters(settings: Settings, **extra: Any) -> dict[str, Any]:
     return {
         "session_timeout": timedelta(minutes=settings.session_timeout_min),
         "lateness": timedelta(days=settings.lateness_days),
+        "prop_values_cap": settings.prop_values_cap,
         **extra,
     }
 

@@ -194,8 +194,8 @@ async def breakdown(request: Request, conn: AsyncConnection[Any], settings: Sett
     dimension = request.path_params["dimension"]
     if dimension not in queries.DIMENSIONS:
         raise BadParameter(422, "dimension", f"dimension {dimension!r} is not one of {', '.join(queries.DIMENSIONS)}")
-    clicks = dimension in queries.CLICK_DIMENSIONS
-    order = choice(params, "order", None, queries.CLICK_ORDERS if clicks else queries.ORDERS)
+    orders = queries.breakdown_orders(dimension)
+    order = choice(params, "order", None, orders)
     limit = int_param(params, "limit", 10, 1, MAX_LIMIT)
     offset = int_param(params, "offset", 0, 0, MAX_OFFSET)
     filter_ = filter_param(params)
@@ -204,7 +204,7 @@ async def breakdown(request: Request, conn: AsyncConnection[Any], settings: Sett
         conn, site, period, dimension, limit=limit, offset=offset, order=order, filter_=filter_
     )
     if as_csv:
-        metrics = list(queries.CLICK_ORDERS if clicks else queries.ORDERS)
+        metrics = [*orders, *(["conversion_rate"] if dimension in queries.EVENT_DIMENSIONS else [])]
         rows = [[row["value"], *(row[m] for m in metrics), row["share"]] for row in data["rows"]]
         return csv_response(request, f"breakdown-{dimension}", ["value", *metrics, "share"], rows)
     return JSONResponse(data)

@@ -50,7 +50,8 @@ SESSION_DIMENSIONS = (
     "utm_campaign",
 )
 CLICK_DIMENSIONS = ("target_domain", "short_code")
-DIMENSIONS = ("path", *SESSION_DIMENSIONS, *CLICK_DIMENSIONS)
+EVENT_DIMENSIONS = ("event_name",)  # custom events (sluice.track), from stg_events
+DIMENSIONS = ("path", *SESSION_DIMENSIONS, *CLICK_DIMENSIONS, *EVENT_DIMENSIONS)
 FILTER_DIMENSIONS = SESSION_DIMENSIONS
 NONE_VALUE = "(none)"  # a session without a value for the dimension, as in daily_breakdown
 
@@ -59,6 +60,17 @@ METRICS = ("pageviews", "visitors", "sessions", "events", "bounce_rate", "avg_se
 DEFAULT_METRICS = ("pageviews", "visitors", "sessions")
 ORDERS = ("pageviews", "visitors", "sessions")
 CLICK_ORDERS = ("clicks", "visitors")
+EVENT_ORDERS = ("events", "visitors", "sessions")
+
+
+def breakdown_orders(dimension: str) -> tuple[str, ...]:
+    """The metrics a breakdown of `dimension` has, which its `order` may name (the first: the default)."""
+    if dimension in CLICK_DIMENSIONS:
+        return CLICK_ORDERS
+    if dimension in EVENT_DIMENSIONS:
+        return EVENT_ORDERS
+    return ORDERS
+
 
 Row = dict[str, Any]
 
@@ -457,11 +469,20 @@ async def breakdown(
     visitors that viewed it, so shares of those add up to more than 1).
 
     Session dimensions and `path` have pageviews, visitors and sessions (order by any, default
-    pageviews); `target_domain` and `short_code`, clicks and visitors (default clicks)."""
+    pageviews); `target_domain` and `short_code`, clicks and visitors (default clicks); `event_name`
+    events, visitors and sessions (default events) and conversion_rate."""
+    extra: tuple[str, ...] = ()
     if dimension in CLICK_DIMENSIONS:
         order = order or "clicks"
         rows, total = await _click_rows(conn, site, period, dimension, filter_, order, limit + 1, offset)
         metrics: tuple[str, ...] = CLICK_ORDERS
+    elif dimension in EVENT_DIMENSIONS:
+        order = order or "events"
+        rows, total = await _custom_event_rows(conn, site, period, filter_, order, limit + 1, offset)
+        sessions = (await totals(conn, site, period, filter_))["sessions"]
+        for row in rows:
+            row["conversion_rate"] = round(row["sessions"] / sessions, 4) if sessions else None
+        metrics, extra = EVENT_ORDERS, ("conversion_rate",)
     else:
         order = order or "pageviews"
         rows = await _value_rows(conn, site, period, dimension, filter_, order, limit + 1, offset)
@@ -480,7 +501,7 @@ async def breakdown(
         "rows": [
             {
                 "value": row["value"],
-                **{name: row[name] for name in metrics},
+                **{name: row[name] for name in (*metrics, *extra)},
                 "share": round(row[order] / total, 4) if total else None,
             }
             for row in rows[:limit]
@@ -747,6 +768,73 @@ async def _daily_click_rows(conn: AsyncConnection[Any], params: dict[str, Any], 
         sketched=sql.SQL("and value in (select value from s)") if by_clicks else sql.SQL(""),
         final_ordering=sql.SQL("") if by_clicks else ordering,
         order=sql.Identifier(order),
+    )
+    rows = await _all(conn, query, params)
+    return [r for r in rows if r["value"] is not None], int(rows[0]["total"])
+
+
+async def _custom_event_rows(
+    conn: AsyncConnection[Any],
+    site: str,
+    period: Period,
+    filter_: Filter | None,
+    order: str,
+    limit: int,
+    offset: int,
+) -> tuple[list[Row], int]:
+    """Per custom event name, the period's custom events of non-bot sessions, their distinct visitors
+    and sessions (exact, from stg_events: its custom events by site and session day are one range of
+    stg_events_custom_day_idx; sessions joined only for a filter or a period of partial days), and
+    the total of `order` over every custom event of the period. As in daily_custom_events, an event
+    counts in the period its session started in."""
+    params = _params(site, period, filter_, limit=limit, offset=offset)
+    join = (
+        sql.SQL(
+            """inner join sessions as s on s.site_id = e.site_id and s.session_key = e.session_key
+               and s.started_at >= %(start)s and s.started_at < %(end)s"""
+        )
+        if filter_ or not period.whole_days
+        else sql.SQL("")
+    )
+    query = sql.SQL(
+        """
+        with period_events as (
+            select coalesce(e.event_name, '(none)') as value, e.visitor_key, e.session_key
+            from stg_events as e
+            {join}
+            where e.site_id = %(site)s and e.event_type = 'custom'
+              and e.session_started_on >= %(first)s and e.session_started_on <= %(last)s and not e.is_bot
+              {filter}
+        ),
+
+        by_value as (
+            select value, count(*) as events, count(distinct visitor_key) as visitors,
+                   count(distinct session_key) as sessions
+            from period_events
+            group by value
+        ),
+
+        total as (
+            select count(*) as events, count(distinct visitor_key) as visitors, count(distinct session_key) as sessions
+            from period_events
+        ),
+
+        page as (
+            select * from by_value
+            {ordering}
+        )
+
+        -- (one row even when the page is empty: it carries the total)
+        select p.value, p.events, p.visitors, p.sessions, t.{order} as total
+        from total as t
+        left join page as p on true
+        order by p.{order} desc, p.value
+        """
+    ).format(
+        join=join,
+        filter=_session_filter(filter_),
+        order=sql.Identifier(order),
+        ordering=sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order)),
     )
     rows = await _all(conn, query, params)
     return [r for r in rows if r["value"] is not None], int(rows[0]["total"])

@@ -93,6 +93,7 @@ class Settings:
     retention_days: int = 90
     daily_retention_days: int = 730
     etl_work_mem: str = "256MB"  # PostgreSQL work_mem inside ETL runs: sessionization sorts in memory
+    prop_values_cap: int = 100  # distinct values per custom event property key and day (daily_custom_event_props)
 
     # Reports.
     read_token: str = ""  # bearer token of the reports API and the dashboard (the admin token works too)
@@ -151,6 +152,7 @@ class Settings:
             retention_days=_int(env, "SLUICE_RETENTION_DAYS", 90, minimum=1),
             daily_retention_days=_int(env, "SLUICE_DAILY_RETENTION_DAYS", 730, minimum=1),
             etl_work_mem=work_mem,
+            prop_values_cap=_int(env, "SLUICE_PROP_VALUES_CAP", 100, minimum=1),
             read_token=read_token,
             metrics_token=env.get("SLUICE_METRICS_TOKEN", ""),
         )

@@ -76,6 +76,8 @@ def test_the_schema_holds_every_declared_table_and_no_table_without_a_job(db: ps
         "daily_breakdown": "date",
         "monthly_metrics": "date",
         "monthly_breakdown": "date",
+        "daily_custom_events": "date",
+        "daily_custom_event_props": "date",
         "daily_visitor_sketches": "date",
         "hourly_metrics": "timestamp with time zone",
         "daily_breakdown_sketches": "date",
@@ -145,6 +147,8 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "daily_breakdown": 14,
         "monthly_metrics": 1,
         "monthly_breakdown": 14,  # as daily_breakdown
+        "daily_custom_events": 0,  # no custom event
+        "daily_custom_event_props": 0,
         "daily_visitor_sketches": 1,
         "hourly_metrics": 1,
         "daily_breakdown_sketches": 14,
@@ -169,6 +173,8 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "daily_breakdown": 14,
         "monthly_metrics": 1,
         "monthly_breakdown": 14,  # as daily_breakdown
+        "daily_custom_events": 0,
+        "daily_custom_event_props": 0,
         "daily_visitor_sketches": 1,  # the touched day's sketches, recomputed
         "hourly_metrics": 1,  # the day's hours recomputed: its one session now starts at 09:00
         "daily_breakdown_sketches": 15,
@@ -186,6 +192,7 @@ def _row_counts(db: psycopg.Connection) -> dict[str, int]:
 
 def test_reset_empties_exactly_the_declared_tables(db: psycopg.Connection, settings: Settings) -> None:
     insert(db, [event(at_="2026-03-01 10:00"), event("click", at_="2026-03-01 10:01", target="https://x.org/")])
+    insert(db, [event("custom", at_="2026-03-01 10:02", eventName="Signup", props={"plan": "pro"})])
     pipeline.run(settings)
     before = _row_counts(db)
     assert [table for table in TABLES if before[table] == 0] == []
@@ -220,6 +227,7 @@ def test_cleanup_keeps_each_declared_table_by_its_tier(db: psycopg.Connection, s
             for e in (
                 event(at_=moment, visitor=f"v{i}"),
                 event("click", at_=moment + timedelta(seconds=10), visitor=f"v{i}", target="https://x.org/"),
+                event("custom", at_=moment + timedelta(seconds=20), visitor=f"v{i}", eventName="Buy", props={"n": i}),
             )
         ],
     )

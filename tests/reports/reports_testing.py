@@ -10,7 +10,8 @@ Site `shop`, read at NOW = 2026-03-10 12:30 UTC (so `7d` is 2026-03-04..10 and t
 | v1      | 03-10 11:00         | pageview /a                                                | bounce             |
 | v2      | 03-10 11:30..11:32  | pageview /b (utm news/email/spring, iPhone, DE), click to  | 6 events, 120 s    |
 |         |                     | out.org, redirect with shortCode `spring`, three custom    |                    |
-|         |                     | events (durationMs 120, 80.5, none)                        |                    |
+|         |                     | events (Add to cart twice, Checkout; durationMs 120, 80.5, |                    |
+|         |                     | none)                                                      |                    |
 | v3      | 03-02 08:00         | pageview /a                                                | bounce (before 7d) |
 | bot     | 03-10 10:00         | pageview /a (Googlebot)                                    | left out           |
 """
@@ -73,9 +74,15 @@ def shop_events() -> list[dict[str, Any]]:
                 country="DE",
                 user_agent=IPHONE,
                 url=f"{page}/b",
+                eventName=name,
+                props={"item": item} if item else None,
                 **duration,
             )
-            for second, duration in (("10", {"durationMs": 120}), ("20", {"durationMs": 80.5}), ("30", {}))
+            for second, name, item, duration in (
+                ("10", "Add to cart", "hat", {"durationMs": 120}),
+                ("20", "Add to cart", "scarf", {"durationMs": 80.5}),
+                ("30", "Checkout", None, {}),
+            )
         ),
         event(at_="2026-03-02 08:00", site="shop", visitor="v3", url=f"{page}/a"),
         event(at_="2026-03-10 10:00", site="shop", visitor="bot", user_agent=GOOGLEBOT, url=f"{page}/a"),
