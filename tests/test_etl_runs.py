@@ -262,6 +262,7 @@ _event = st.fixed_dictionaries(
 # (the stream's days cross a month: the monthly tables, issue 13)
 STREAM_START = at("2026-02-28 00:00")
 
+
 def _props(kind: str | None, value: int) -> dict[str, Any] | None:
     if kind == "plan":
         return {"plan": ["free", "pro"][value % 2]}
