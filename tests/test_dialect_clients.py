@@ -160,3 +160,13 @@ def test_the_real_clients_send_and_the_etl_reads_them(
         "select site_id, visitor_key, pageview_count, is_bot from sessions order by site_id"
     ).fetchall()
     assert sessions == sorted((name, f"{name}-anon", 1, False) for name in CLIENTS)
+    # every dialect's custom events reach the tracker's custom-events tables (issue 15)
+    custom = db.execute(
+        "select site_id, event_name, events, visitors, sessions from daily_custom_events order by site_id"
+    ).fetchall()
+    assert custom == sorted((name, "Plan Chosen", 1, 1, 1) for name in CLIENTS)
+    props = db.execute(
+        """select site_id, prop_key, prop_value, events from daily_custom_event_props
+           where event_name = 'Plan Chosen' and prop_key in ('plan', 'seats') order by site_id, prop_key"""
+    ).fetchall()
+    assert props == sorted(row for name in CLIENTS for row in ((name, "plan", "pro", 1), (name, "seats", "3", 1)))

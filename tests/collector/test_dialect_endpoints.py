@@ -13,9 +13,11 @@ import orjson
 import psycopg
 import pytest
 from collector_testing import VISITOR, collector_client
+from eventlog import settle
 from starlette.testclient import TestClient
 
 from sluice.collector import sites
+from sluice.etl import pipeline
 from sluice.settings import Settings
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
@@ -278,3 +280,35 @@ def test_umami_performance_and_error_reach_the_log_as_the_tracker_sends_them(
     refused = client.post("/api/send", json=nameless, headers=headers)
     assert (refused.status_code, refused.json()["field"]) == (400, "payload.name")
     assert count(db) == 2
+
+
+def test_plausible_and_umami_custom_events_reach_the_custom_event_tables(
+    client: TestClient, db: psycopg.Connection, settings: Settings
+) -> None:
+    """Issue 15: every dialect's custom events land where the tracker's do."""
+    origin = {"Origin": "https://shop.example", "User-Agent": CHROME}
+    plausible = {"n": "Signup", "u": "https://shop.example/a", "d": "shop", "p": {"plan": "pro", "seats": 3}}
+    answer = client.post(
+        "/api/event", content=orjson.dumps(plausible), headers={**origin, "Content-Type": "text/plain"}
+    )
+    assert answer.status_code == 202
+    umami = {
+        "type": "event",
+        "payload": {
+            "website": "shop",
+            "url": "/b",
+            "hostname": "shop.example",
+            "name": "Signup",
+            "data": {"plan": "free"},
+        },
+    }
+    assert client.post("/api/send", json=umami, headers=origin).status_code == 200
+    settle(db)
+    pipeline.run(settings)
+    assert db.execute("select site_id, event_name, events from daily_custom_events").fetchall() == [
+        ("shop", "Signup", 2)
+    ]
+    props = db.execute(
+        "select prop_key, prop_value, events from daily_custom_event_props where event_name = 'Signup' order by 1, 2"
+    ).fetchall()
+    assert props == [("plan", "free", 1), ("plan", "pro", 1), ("seats", "3", 1)]
