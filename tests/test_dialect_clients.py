@@ -165,8 +165,10 @@ def test_the_real_clients_send_and_the_etl_reads_them(
         "select site_id, event_name, events, visitors, sessions from daily_custom_events order by site_id"
     ).fetchall()
     assert custom == sorted((name, "Plan Chosen", 1, 1, 1) for name in CLIENTS)
-    props = db.execute(
+    custom_props = db.execute(
         """select site_id, prop_key, prop_value, events from daily_custom_event_props
            where event_name = 'Plan Chosen' and prop_key in ('plan', 'seats') order by site_id, prop_key"""
     ).fetchall()
-    assert props == sorted(row for name in CLIENTS for row in ((name, "plan", "pro", 1), (name, "seats", "3", 1)))
+    assert custom_props == sorted(
+        row for name in CLIENTS for row in ((name, "plan", "pro", 1), (name, "seats", "3", 1))
+    )
