@@ -47,6 +47,7 @@ from sluice.collector.validate import MAX_ID_CHARS, Event, to_event
 from sluice.collector.writer import Sender, WriteFailed
 from sluice.db import connect
 from sluice.http import JSONResponse, error_response
+from sluice.metrics import CLICK_QUEUE, CLICKS_DROPPED, CLICKS_STORED
 from sluice.settings import Settings
 
 log = logging.getLogger("sluice.collector")
@@ -242,16 +243,19 @@ class ClickQueue:
             log.warning("links: %d click(s) not stored: %s (and so, until one is, are the next)", count, why)
         self._lost += count
         self.dropped += count
+        CLICKS_DROPPED.inc(count)
 
     async def run(self, collector: Any) -> None:
         """Writes the queued clicks until `stop()`, then what is left (before the writer stops)."""
         while True:
             if not self._queue:
+                CLICK_QUEUE.set(0)
                 if self._stopping:
                     return
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
+            CLICK_QUEUE.set(len(self._queue))
             batch = [self._queue[n] for n in range(min(len(self._queue), MAX_BATCH_CLICKS))]
             if await self._write(collector, batch):
                 for _ in batch:  # new clicks may have come meanwhile, behind these
@@ -298,6 +302,7 @@ class ClickQueue:
             log.warning("links: clicks are stored again; %d were lost", self._lost)
             self._lost = 0
         self.stored += len(groups)
+        CLICKS_STORED.inc(len(groups))
         return True
 
 

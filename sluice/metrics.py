@@ -90,9 +90,23 @@ WRITE_SECONDS = Histogram(
     "Duration of a group-commit write, COPY to COMMIT, successful or not",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+# Short links' clicks (collector/links.py): counted per batch the click queue writes, not per redirect.
+CLICKS_STORED = Counter(
+    "sluice_clicks_stored", "Redirect clicks written after their 302: committed to PostgreSQL or fsync'd in the spool"
+)
+CLICKS_DROPPED = Counter(
+    "sluice_clicks_dropped",
+    "Redirect clicks lost: the click queue was full, or the collector stopped while PostgreSQL and the spool"
+    " refused them",
+)
 # Gauges of a process's own state are summed over the live workers: a worker that is gone no longer counts.
 QUEUE_EVENTS = Gauge(
     "sluice_write_queue_events", "Events waiting for the writer, as it last took a batch", multiprocess_mode="livesum"
+)
+CLICK_QUEUE = Gauge(
+    "sluice_click_queue_clicks",
+    "Redirect clicks waiting for the writer, as the click queue last took a batch",
+    multiprocess_mode="livesum",
 )
 SPOOL_BYTES = Gauge(
     "sluice_spool_bytes", "Bytes in the spool not yet replayed into PostgreSQL", multiprocess_mode="livesum"

@@ -14,11 +14,14 @@ from typing import Any
 
 import httpx2
 import orjson
+import psycopg
 import pytest
+from e2e.harness import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from sluice.app import create_app
+from sluice.collector import links
 from sluice.etl import pipeline
 from sluice.settings import Settings
 
@@ -189,3 +192,21 @@ def test_a_collect_post_that_fails_is_counted_as_its_500(settings: Settings, mon
         assert (answer.status_code, answer.json()["error"]) == (500, "internal_error")
         after = value(scrape(client), "sluice_http_requests_total", route="/collect", status="500")
     assert after - before == 1
+
+
+def test_redirect_clicks_are_counted_once_written(settings: Settings, db: psycopg.Connection) -> None:
+    assert links.add(db, "shop", "spring", "https://shop.example/spring") is not None
+    tokens = replace(settings, admin_token="admin-1", metrics_token="scrape-1")
+    with TestClient(create_app(tokens), client=VISITOR) as client:
+        before = scrape(client)
+        for _ in range(3):
+            assert client.get("/l/spring", follow_redirects=False).status_code == 302
+
+        def stored() -> float:
+            return value(scrape(client), "sluice_clicks_stored_total") - value(before, "sluice_clicks_stored_total")
+
+        wait_until(lambda: stored() == 3, "three clicks counted as stored")
+        after = scrape(client)
+    assert value(after, "sluice_clicks_dropped_total") == value(before, "sluice_clicks_dropped_total")
+    assert value(after, "sluice_click_queue_clicks") == 0
+    assert db.execute("select count(*) from events where event_type = 'click'").fetchone() == (3,)
