@@ -133,12 +133,13 @@ def truncate(url: str) -> None:
 
 
 class Server:
-    def __init__(self, app: str, workers: int, url: str) -> None:
+    def __init__(self, app: str, workers: int, url: str, extra_env: dict[str, str] | None = None) -> None:
         env = {
             **os.environ,
             "DATABASE_URL": url,
             "SLUICE_ETL_SCHEDULE": "off",
             "PYTHONPATH": f"{REPO}:{REPO / 'bench'}",
+            **(extra_env or {}),
         }
         # The options `sluice serve` passes, minus the access log: nginx keeps that one.
         command = [sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1", "--port", str(HTTP_PORT)]
