@@ -310,24 +310,8 @@ def operations(settings: Settings) -> dict[tuple[str, str], dict[str, Any]]:
         # the ETL's controls
         ("POST", "/etl/run"): _etl("Start an incremental run", _json(202, RUN_STARTED, "started"), 409),
         ("POST", "/etl/rebuild"): _etl("Start a rebuild", _json(202, RUN_STARTED, "started"), 409),
-        ("POST", "/etl/run-sync"): _etl(
-            "Run the ETL now; answers when it is done",
-            _json(200, ANY_OBJECT),
-            400,
-            409,
-            422,
-            500,
-            parameters=[_query("batch_size", {"type": "integer"}, "events per batch, 1..100000000")],
-        ),
-        ("POST", "/analytics/aggregate"): _etl(
-            "Run the ETL now (an earlier system's name for /etl/run-sync)",
-            _json(200, ANY_OBJECT),
-            400,
-            409,
-            422,
-            500,
-            parameters=[_query("batch_size", {"type": "integer"}, "events per batch, 1..100000000")],
-        ),
+        ("POST", "/etl/run-sync"): _run_sync("Run the ETL now; answers when it is done"),
+        ("POST", "/analytics/aggregate"): _run_sync("Run the ETL now (an earlier system's name for /etl/run-sync)"),
         ("POST", "/etl/process/{event_type}"): _etl(
             "Run the ETL; report one event type", _json(200, ANY_OBJECT), 409, 422, 500
         ),
@@ -430,6 +414,12 @@ def operations(settings: Settings) -> dict[tuple[str, str], dict[str, Any]]:
     )
     ops[("OPTIONS", "/api/send")] = _PREFLIGHT
     return ops
+
+
+def _run_sync(summary: str) -> dict[str, Any]:
+    """POST /etl/run-sync and its seed alias: one handler, one description."""
+    batch_size = _query("batch_size", {"type": "integer"}, "events per batch, 1..100000000")
+    return _etl(summary, _json(200, ANY_OBJECT), 400, 409, 422, 500, parameters=[batch_size])
 
 
 def _etl(
