@@ -145,42 +145,56 @@ def _line_place(doc: dict[str, Any], country: Any) -> Place | None:
 
 
 def prepare(task: Task) -> Prepared:
-    """Validates and encodes one batch (in a worker process): /collect's checks for each line."""
+    """Validates and encodes one batch (in a worker process): /collect's checks for each line.
+    This runs for every line: names are looked up once, and what lines share (an address, a
+    User-Agent, a sender's columns) is worked out once."""
     job, countries = _job, _countries
     assert job is not None, "prepare runs in a worker started by _start_worker"
     assert countries is not None
     received_at = task.received_at
     believed_until = received_at + job.max_future
     site, registered, salt = job.site, job.registered, task.salt
-    groups: dict[Sender, list[Event]] = {}
+    origins = _origins_of(salt)
+    groups: dict[tuple[str | None, Place, str | None], list[Event]] = {}  # per (ip hash, place, agent)
+    agents: dict[str, str | None] = {}  # a line's userAgent as a request's header is cut
     rejected: list[tuple[int, str, str, str | None]] = []
     seen: Counter[bytes] = Counter()
-    origins: dict[str, tuple[str | None, Place]] = {}  # per address: this batch's hash and place
-    first = last = None
+    loads, dumps, decode_error = orjson.loads, orjson.dumps, orjson.JSONDecodeError
+    earliest = latest = None
     for number, line in zip(task.numbers, task.lines, strict=True):
         try:
-            if isinstance(line, bytes):
+            if line.__class__ is bytes:
                 try:
-                    doc = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
+                    doc = loads(line)
+                except decode_error as exc:
                     raise Rejection("malformed_json", f"the line is not valid JSON: {exc}") from None
-                if not isinstance(doc, dict):
+                if doc.__class__ is not dict:
                     raise Rejection("malformed_json", "a line must be one event object")
                 may_hold_nul = b"\\u0000" in line
             else:
                 doc, may_hold_nul = line, True
+            pop = doc.pop
             if site is not None and doc.get("siteId") is None:
                 doc["siteId"] = site
-            ip = doc.pop("ip", None)
-            doc.pop("context", None)  # (may hold an address; never believed from a file)
+            ip = pop("ip", None)
+            pop("context", None)  # (may hold an address; never believed from a file)
             if doc.get("eventId") is None:
-                content = orjson.dumps(doc, option=_SORTED)
-                doc["eventId"] = str(event_id_of(content, seen[content]))
+                content = dumps(doc, option=_SORTED)
+                # a UUID object: validation takes it as it is, and orjson writes it as its text
+                doc["eventId"] = event_id_of(content, seen[content])
                 seen[content] += 1
-            user = end_user(ip, doc.pop("userAgent", None))
-            place = _line_place(doc, doc.pop("country", None))
-            doc.pop("region", None)
-            doc.pop("city", None)
+            agent = pop("userAgent", None)
+            if agent.__class__ is str:
+                cut = agents.get(agent, _UNSEEN)
+                if cut is _UNSEEN:
+                    cut = agents[agent] = end_user(None, agent).user_agent
+                agent = cut
+            elif agent is not None:  # (not a string: no User-Agent)
+                agent = None
+            country = pop("country", None)
+            place = _line_place(doc, country) if country is not None else None
+            pop("region", None)
+            pop("city", None)
             doc["context"] = IMPORT_CONTEXT
             event = to_event(doc, received_at, _NO_SKEW, believed_until, may_hold_nul=may_hold_nul)
             if registered is not None and event.site_id not in registered:
@@ -189,30 +203,53 @@ def prepare(task: Task) -> Prepared:
             rejected.append((number, rejection.reason, rejection.message, rejection.field))
             continue
         hashed = None
-        if user.ip is not None:
-            known = origins.get(user.ip)
+        if ip is not None and ip.__class__ is str:
+            known = origins.get(ip)
             if known is None:
-                address = parse_ip(user.ip)
-                known = origins[user.ip] = (
-                    (ip_hash(salt, address), countries.place(address, {}, trusted_peer=False))
-                    if address is not None
-                    else (None, NOWHERE)
-                )
+                known = origins[ip] = _origin(ip, salt, countries)
             hashed = known[0]
             place = place or known[1]
-        place = place or NOWHERE
-        sender = Sender(received_at, hashed, place.country, user.user_agent, place.region, place.city)
-        rows = groups.get(sender)
+        key = (hashed, place or NOWHERE, agent)
+        rows = groups.get(key)
         if rows is None:
-            rows = groups[sender] = []
+            rows = groups[key] = []
         rows.append(event)
-        day = event.occurred_at.date()
-        if first is None or day < first:
-            first = day
-        if last is None or day > last:
-            last = day
-    data = b"".join(copy_rows(rows, sender) for sender, rows in groups.items())
+        occurred_at = event.occurred_at
+        if earliest is None or occurred_at < earliest:
+            earliest = occurred_at
+        if latest is None or occurred_at > latest:
+            latest = occurred_at
+    data = b"".join(
+        copy_rows(rows, Sender(received_at, hashed, place.country, agent, place.region, place.city))
+        for (hashed, place, agent), rows in groups.items()
+    )
+    # the UTC days (a timestamp with another offset is another day there)
+    first = earliest.astimezone(UTC).date() if earliest is not None else None
+    last = latest.astimezone(UTC).date() if latest is not None else None
     return Prepared(data, sum(map(len, groups.values())), rejected, first, last)
+
+
+_UNSEEN = object()
+# A worker's addresses seen under the current salt: each one's hash and place, worked out once
+# (most lines of an export come from addresses seen before). In memory only, never stored, and
+# forgotten when the salt changes or there are too many.
+_ORIGINS_MAX = 100_000
+_origins: dict[str, tuple[str | None, Place]] = {}
+_origins_salt = b""
+
+
+def _origins_of(salt: bytes) -> dict[str, tuple[str | None, Place]]:
+    global _origins, _origins_salt
+    if salt != _origins_salt or len(_origins) > _ORIGINS_MAX:
+        _origins, _origins_salt = {}, salt
+    return _origins
+
+
+def _origin(ip: str, salt: bytes, countries: Countries) -> tuple[str | None, Place]:
+    address = parse_ip(ip)
+    if address is None:
+        return None, NOWHERE
+    return ip_hash(salt, address), countries.place(address, {}, trusted_peer=False)
 
 
 def unknown_site(site_id: str) -> Rejection:

@@ -7,7 +7,7 @@ import io
 import ipaddress
 import json
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from geoip_db import write_city_db
 
 from sluice.cli import main
 from sluice.collector import importer
-from sluice.collector.client_ip import ip_hash
+from sluice.collector.client_ip import NOWHERE, ip_hash
 from sluice.collector.validate import MAX_EVENT_BYTES
 from sluice.etl import pipeline
 from sluice.settings import Settings
@@ -262,3 +262,43 @@ def test_the_progress_bar_goes_to_a_terminal_only(capsys: pytest.CaptureFixture[
     assert "import" in err
     assert "line 3: unknown_site (siteId)" in err
     assert "%" in err  # tqdm's bar: 50%
+
+
+def test_the_days_touched_are_utc_days_whatever_the_offset(
+    db: psycopg.Connection, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 22:30 at UTC-5 on the 13th is 03:30 UTC on the 14th: the day the ETL counts it on, so the
+    # backfill must reach the 14th (the 13th in the line's own zone would leave it out)
+    late_evening = datetime(2025, 3, 13, 22, 30, tzinfo=timezone(timedelta(hours=-5)))
+    early = datetime(2025, 3, 10, 0, 30, tzinfo=timezone(timedelta(hours=2)))  # the 9th, 22:30 UTC
+    lines = [
+        line(visitorId="v1", timestamp=early.isoformat()),
+        line(visitorId="v2", timestamp=late_evening.isoformat()),
+    ]
+    code, summary, _ = run(capsys, str(ndjson(tmp_path, lines)))
+    assert code == 0
+    assert (summary["first_day"], summary["last_day"]) == ("2025-03-09", "2025-03-14")
+    assert summary["etl"]["events_processed"] == 2
+    assert rows(db, "select day, pageviews from daily_metrics order by day") == [
+        {"day": date(2025, 3, 9), "pageviews": 1},
+        {"day": date(2025, 3, 14), "pageviews": 1},
+    ]
+
+
+def test_an_address_seen_in_earlier_batches_is_hashed_alike_and_forgotten_with_its_salt(
+    db: psycopg.Connection, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer, "CHUNK_LINES", 1)  # a batch per line, all in one worker
+    monkeypatch.setattr(importer, "_ORIGINS_MAX", 1)  # the worker's addresses forgotten past one
+    addresses = ["8.8.8.8", "9.9.9.9", "8.8.8.8", "2001:4860:4860::8888", "8.8.8.8"]
+    lines = [line(visitorId=f"v{n}", ip=ip, timestamp=OLD.isoformat()) for n, ip in enumerate(addresses)]
+    code, summary, _ = run(capsys, str(ndjson(tmp_path, lines)), "--workers", "1", "--no-etl")
+    assert (code, summary["accepted"]) == (0, 5)
+    salt = bytes(db.execute("select salt from daily_salts where day = current_date").fetchone()[0])  # type: ignore[index]
+    stored = db.execute("select visitor_id, ip_hash from events order by visitor_id").fetchall()
+    assert stored == [(f"v{n}", ip_hash(salt, ipaddress.ip_address(ip))) for n, ip in enumerate(addresses)]
+    # in this process: another salt finds none of the addresses of the one before
+    origins = importer._origins_of(b"a" * 32)
+    origins["8.8.8.8"] = ("hash", NOWHERE)
+    assert importer._origins_of(b"a" * 32) == {"8.8.8.8": ("hash", NOWHERE)}
+    assert importer._origins_of(b"b" * 32) == {}
