@@ -95,6 +95,7 @@ class Task(NamedTuple):
     numbers: list[int]
     received_at: datetime
     salt: bytes
+    want_ids: bool = False  # return the accepted events' ids (Prepared.ids)
 
 
 class Prepared(NamedTuple):
@@ -104,6 +105,7 @@ class Prepared(NamedTuple):
     rejected: list[tuple[int, str, str, str | None]]
     first_day: date | None  # of the accepted events' occurred_at
     last_day: date | None
+    ids: bytes = b""  # with Task.want_ids: the distinct ids of the accepted events, 16 bytes each
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,8 @@ def prepare(task: Task) -> Prepared:
     # the UTC days (a timestamp with another offset is another day there)
     first = earliest.astimezone(UTC).date() if earliest is not None else None
     last = latest.astimezone(UTC).date() if latest is not None else None
-    return Prepared(data, sum(map(len, groups.values())), rejected, first, last)
+    ids = b"".join({event.event_id.bytes for rows in groups.values() for event in rows}) if task.want_ids else b""
+    return Prepared(data, sum(map(len, groups.values())), rejected, first, last, ids)
 
 
 _UNSEEN = object()
@@ -473,6 +476,27 @@ class ImportStopped(RuntimeError):
         self.summary = summary
 
 
+# Importing a file again: the writer's fast write COPYs each batch into `events`, finds its ids
+# claimed, rolls back and does it all again the careful way, twice the work for nothing stored.
+# Once a write of this import has gone the careful way, each batch's ids are looked up first, and a
+# batch whose every id is stored is not sent (exactly what the careful write would have stored:
+# nothing; an id is claimed in the transaction that stores its event). A batch with new events
+# stops the looking up until a write goes careful again. A new file never pays for it.
+_ALL_STORED = """
+    select count(*) = %(n)s from event_ids
+    where event_id = any(array(
+        select encode(substr(%(ids)s::bytea, i * 16 + 1, 16), 'hex')::uuid
+        from generate_series(0, %(n)s - 1) as i
+    ))
+"""
+
+
+async def _all_stored(pool: Any, ids: bytes) -> bool:
+    async with pool.connection() as conn:
+        found = await (await conn.execute(_ALL_STORED, {"ids": ids, "n": len(ids) // 16})).fetchone()
+    return bool(found and found[0])
+
+
 class _InFlight(NamedTuple):
     batch: _Batch
     received_at: datetime
@@ -489,6 +513,7 @@ async def _run(options: Options, settings: Settings, batches: Iterator[_Batch], 
     # forkserver: a forked child would share this process's PostgreSQL sockets (and could end them)
     context = multiprocessing.get_context("forkserver")
     stored_through = 0  # the last line of the batches committed so far, in order
+    probed_until = 0  # the writer's careful writes when a look-up last found new events
     try:
         registered = None
         if pool is not None:
@@ -504,18 +529,23 @@ async def _run(options: Options, settings: Settings, batches: Iterator[_Batch], 
         workers = options.workers or min(4, os.cpu_count() or 1)
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(job,)) as executor:
             in_flight: deque[_InFlight] = deque()
-            writes: deque[tuple[int, asyncio.Task[None]]] = deque()  # (the batch's last line, its write)
+            writes: deque[tuple[int, asyncio.Future[None]]] = deque()  # (the batch's last line, its write)
 
             async def settle() -> None:
                 """The oldest prepared batch to the writer (two writes queued at most), else the oldest write."""
-                nonlocal stored_through
+                nonlocal stored_through, probed_until
                 if in_flight and len(writes) < 2:
                     batch, received_at, future = in_flight.popleft()
                     prepared = await future
                     _count(summary, reporter, batch, prepared)
                     if writer is not None and prepared.events:
-                        writing = writer.write_copy_rows(prepared.data, prepared.events, received_at)
-                        writes.append((_last_line(batch), asyncio.create_task(writing)))
+                        if prepared.ids and await _all_stored(pool, prepared.ids):
+                            writes.append((_last_line(batch), _stored(loop)))  # (in line order)
+                        else:
+                            if prepared.ids:  # new events: no more looking up until a write goes careful
+                                probed_until = writer.careful_writes
+                            writing = writer.write_copy_rows(prepared.data, prepared.events, received_at)
+                            writes.append((_last_line(batch), asyncio.create_task(writing)))
                     reporter.advance(batch.bytes_read, summary.lines)
                 elif writes:
                     last_line, written = writes[0]
@@ -529,7 +559,8 @@ async def _run(options: Options, settings: Settings, batches: Iterator[_Batch], 
                 received_at = datetime.now(UTC)
                 # a dry run hashes with a throwaway salt: nothing of it is kept
                 salt = await salts.get(received_at.date()) if salts is not None else os.urandom(32)
-                task = Task(batch.lines, batch.numbers, received_at, salt)
+                probing = writer is not None and writer.careful_writes > probed_until
+                task = Task(batch.lines, batch.numbers, received_at, salt, want_ids=probing)
                 future = loop.run_in_executor(executor, prepare, task) if batch.lines else _done(loop, _EMPTY)
                 in_flight.append(_InFlight(batch, received_at, future))
                 while len(in_flight) + len(writes) >= AHEAD:
@@ -552,6 +583,12 @@ async def _run(options: Options, settings: Settings, batches: Iterator[_Batch], 
 
 
 _EMPTY = Prepared(b"", 0, [], None, None)
+
+
+def _stored(loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+    future: asyncio.Future[None] = loop.create_future()
+    future.set_result(None)
+    return future
 
 
 def _done(loop: asyncio.AbstractEventLoop, prepared: Prepared) -> asyncio.Future[Prepared]:

@@ -22,6 +22,7 @@ from sluice.cli import main
 from sluice.collector import importer
 from sluice.collector.client_ip import NOWHERE, ip_hash
 from sluice.collector.validate import MAX_EVENT_BYTES
+from sluice.collector.writer import GroupCommitWriter
 from sluice.etl import pipeline
 from sluice.settings import Settings
 
@@ -302,3 +303,37 @@ def test_an_address_seen_in_earlier_batches_is_hashed_alike_and_forgotten_with_i
     origins["8.8.8.8"] = ("hash", NOWHERE)
     assert importer._origins_of(b"a" * 32) == {"8.8.8.8": ("hash", NOWHERE)}
     assert importer._origins_of(b"b" * 32) == {}
+
+
+def test_importing_again_sends_no_batch_whose_every_id_is_stored(
+    db: psycopg.Connection, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[int] = []  # the events of each batch the import hands to the writer
+
+    class Writer(GroupCommitWriter):
+        async def write_copy_rows(self, data: bytes, events: int, oldest: datetime) -> None:
+            sent.append(events)
+            await super().write_copy_rows(data, events, oldest)
+
+    monkeypatch.setattr(importer, "GroupCommitWriter", Writer)
+    monkeypatch.setattr(importer, "CHUNK_LINES", 1)  # a batch per line
+    same_id = "019a4f7e-1c2d-7a3b-9e8f-5d6c7b8a9f01"
+    lines = [line(visitorId=f"v{n}", timestamp=(OLD + timedelta(minutes=n)).isoformat()) for n in range(30)]
+    lines[20:22] = [line(visitorId="twice", eventId=same_id, timestamp=OLD.isoformat())] * 2
+    path = ndjson(tmp_path, lines)
+    assert run(capsys, str(path), "--no-etl")[0] == 0
+    stored = db.execute("select event_id, payload from events order by event_id").fetchall()
+    assert len(stored) == 29  # (the two lines with one id: one event)
+    assert len(sent) == 30
+
+    sent.clear()
+    new = line(visitorId="new", timestamp=OLD.isoformat())
+    code, summary, _ = run(capsys, str(ndjson(tmp_path, [*lines, new], "again.ndjson")), "--no-etl")
+    assert (code, summary["accepted"], summary["rejected"]) == (0, 31, 0)
+    # the first batches go to the writer before any of its writes has found a stored id; then only
+    # the batch with a new event is sent
+    assert len(sent) <= importer.AHEAD + 2, sent
+    assert sent[-1] == 1
+    after = db.execute("select event_id, payload from events where visitor_id <> 'new' order by event_id").fetchall()
+    assert after == stored
+    assert db.execute("select count(*) from events where visitor_id = 'new'").fetchone() == (1,)
