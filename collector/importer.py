@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import gc
 import hashlib
 import io
 import itertools
@@ -129,6 +130,13 @@ _countries: Countries | None = None
 def _start_worker(job: _Job) -> None:
     global _job, _countries
     _job, _countries = job, Countries(job.geoip_db)
+    # The cyclic garbage collector took 8-12 % of a worker's time: a batch's objects all live until
+    # its end (so the young collections free nothing), and each full one scanned the ~40,000
+    # objects of the start-up (modules, the GeoIP table), which live as long as the worker.
+    # Those are set aside, and the young generation collected every 50,000 new objects instead of
+    # 700 (a line makes some 4 of them); cycles are still collected. 0-4 % left.
+    gc.freeze()
+    gc.set_threshold(50_000)
 
 
 def event_id_of(content: bytes, earlier_equal_lines: int) -> uuid.UUID:
