@@ -63,7 +63,11 @@ from sluice.settings import Settings
 
 FORMATS = ("ndjson", "csv")
 CHUNK_LINES = 5_000  # lines per batch: one worker call, one COPY
-AHEAD = 6  # batches prepared or being written at once, at most: what memory holds of the file
+AHEAD = 8  # batches prepared or being written at once, at most: what memory holds of the file
+# Writers (each a GroupCommitWriter: its own connections, one transaction in flight): one would make
+# its PostgreSQL backend's COPY, a single process, the import's bottleneck. Their claims take the
+# ids' index locks in id order, so they cannot deadlock (collector/writer.py).
+WRITERS = 2
 # A line is read at most this long (a valid event is at most MAX_EVENT_BYTES once re-serialised):
 # a longer one is skipped to its end and turned away, so no single line can fill the memory.
 MAX_LINE_BYTES = 4 * MAX_EVENT_BYTES
@@ -520,12 +524,13 @@ async def _run(options: Options, settings: Settings, batches: Iterator[_Batch], 
     summary = Summary(dry_run=options.dry_run)
     needs_database = not options.dry_run or settings.require_known_sites
     pool = async_pool(settings, min_size=1, max_size=2, name="sluice-import") if needs_database else None
-    writer = None if options.dry_run else GroupCommitWriter(settings)
+    writers = [] if options.dry_run else [GroupCommitWriter(settings) for _ in range(WRITERS)]
     loop = asyncio.get_running_loop()
     # forkserver: a forked child would share this process's PostgreSQL sockets (and could end them)
     context = multiprocessing.get_context("forkserver")
     stored_through = 0  # the last line of the batches committed so far, in order
-    probed_until = 0  # the writer's careful writes when a look-up last found new events
+    probed_until = 0  # the writers' careful writes when a look-up last found new events
+    turn = 0  # the writer of the next batch
     try:
         registered = None
         if pool is not None:
@@ -534,8 +539,8 @@ async def _run(options: Options, settings: Settings, batches: Iterator[_Batch], 
                 async with pool.connection() as conn:
                     rows = await (await conn.execute("select site_id from sites")).fetchall()
                 registered = frozenset(row[0] for row in rows)
-        salts = DailySalts(pool) if pool is not None and writer is not None else None
-        if writer is not None:
+        salts = DailySalts(pool) if pool is not None and writers else None
+        for writer in writers:
             await writer.start()
         job = _Job(options.site, timedelta(seconds=settings.max_future_skew_s), settings.geoip_db, registered)
         workers = options.workers or min(4, os.cpu_count() or 1)
@@ -544,18 +549,20 @@ async def _run(options: Options, settings: Settings, batches: Iterator[_Batch], 
             writes: deque[tuple[int, asyncio.Future[None]]] = deque()  # (the batch's last line, its write)
 
             async def settle() -> None:
-                """The oldest prepared batch to the writer (two writes queued at most), else the oldest write."""
-                nonlocal stored_through, probed_until
-                if in_flight and len(writes) < 2:
+                """The oldest prepared batch to a writer (two writes queued per writer at most, the
+                writers in turn), else the oldest write."""
+                nonlocal stored_through, probed_until, turn
+                if in_flight and len(writes) < 2 * len(writers or [None]):
                     batch, received_at, future = in_flight.popleft()
                     prepared = await future
                     _count(summary, reporter, batch, prepared)
-                    if writer is not None and prepared.events:
+                    if writers and prepared.events:
                         if prepared.ids and await _all_stored(pool, prepared.ids):
                             writes.append((_last_line(batch), _stored(loop)))  # (in line order)
                         else:
                             if prepared.ids:  # new events: no more looking up until a write goes careful
-                                probed_until = writer.careful_writes
+                                probed_until = _careful_writes(writers)
+                            writer, turn = writers[turn], (turn + 1) % len(writers)
                             writing = writer.write_copy_rows(prepared.data, prepared.events, received_at)
                             writes.append((_last_line(batch), asyncio.create_task(writing)))
                     reporter.advance(batch.bytes_read, summary.lines)
@@ -571,7 +578,7 @@ async def _run(options: Options, settings: Settings, batches: Iterator[_Batch], 
                 received_at = datetime.now(UTC)
                 # a dry run hashes with a throwaway salt: nothing of it is kept
                 salt = await salts.get(received_at.date()) if salts is not None else os.urandom(32)
-                probing = writer is not None and writer.careful_writes > probed_until
+                probing = bool(writers) and _careful_writes(writers) > probed_until
                 task = Task(batch.lines, batch.numbers, received_at, salt, want_ids=probing)
                 future = loop.run_in_executor(executor, prepare, task) if batch.lines else _done(loop, _EMPTY)
                 in_flight.append(_InFlight(batch, received_at, future))
@@ -586,7 +593,7 @@ async def _run(options: Options, settings: Settings, batches: Iterator[_Batch], 
             f"PostgreSQL failed ({exc}); {stored}: importing again adds only the rest", summary
         ) from exc
     finally:
-        if writer is not None:
+        for writer in writers:
             await writer.stop()
         if pool is not None:
             await pool.close()
@@ -595,6 +602,10 @@ async def _run(options: Options, settings: Settings, batches: Iterator[_Batch], 
 
 
 _EMPTY = Prepared(b"", 0, [], None, None)
+
+
+def _careful_writes(writers: list[GroupCommitWriter]) -> int:
+    return sum(writer.careful_writes for writer in writers)
 
 
 def _stored(loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
