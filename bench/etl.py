@@ -5,7 +5,8 @@ Prints events/s and the ratio.
     .venv/bin/python bench/etl.py [--events 1000000] [--visitors 50000] [--days 3] [--keep]
                                   [--incremental-runs 3]
 
-Uses a scratch database `sluice_bench_etl` on PGHOST:PGPORT (default 127.0.0.1:5432), dropped first.
+Uses a scratch database `sluice_bench_etl` (or $SLUICE_BENCH_DB: helpers sharing the server keep apart) on
+PGHOST:PGPORT (default 127.0.0.1:5432), dropped first.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from sluice.etl import pipeline
 from sluice.migrations import apply
 from sluice.settings import Settings
 
-DBNAME = "sluice_bench_etl"
+DBNAME = os.environ.get("SLUICE_BENCH_DB", "sluice_bench_etl")
 SITES = [f"site{i:02d}" for i in range(20)]
 PATHS = [
     "/",
