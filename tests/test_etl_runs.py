@@ -574,3 +574,18 @@ def test_cleanup_drops_old_raw_partitions_and_old_daily_rows_only(db: psycopg.Co
     assert rows(db, "select count(*) as n from events") == [{"n": 1}]
     assert rows(db, "select count(*) as n from stg_events") == [{"n": 1}]
     assert rows(db, "select count(*) as n from sessions") == [{"n": 2}]  # never touched by retention
+
+
+def test_a_run_without_new_events_runs_no_job_and_changes_nothing(db: psycopg.Connection, settings: Settings) -> None:
+    insert(db, [event(at_="2026-03-01 10:00"), event("click", at_="2026-03-01 10:01", target="https://x.org/")])
+    pipeline.run(settings)
+    before = snapshot(db)
+    result = pipeline.run(settings)
+    assert (result.status, result.events_processed, result.remaining) == ("succeeded", 0, 0)
+    assert result.step_seconds == {}  # no job ran
+    assert set(result.rows_written.values()) == {0}
+    assert snapshot(db) == before
+    # the next events are taken in as ever
+    insert(db, [event(at_="2026-03-01 10:05")])
+    assert pipeline.run(settings).events_processed == 1
+    assert_a_rebuild_gives_the_same_tables(db, settings)
