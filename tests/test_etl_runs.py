@@ -589,3 +589,32 @@ def test_a_run_without_new_events_runs_no_job_and_changes_nothing(db: psycopg.Co
     insert(db, [event(at_="2026-03-01 10:05")])
     assert pipeline.run(settings).events_processed == 1
     assert_a_rebuild_gives_the_same_tables(db, settings)
+
+
+def test_breakdown_sketches_gain_visitors_and_a_row_that_lost_one_is_recounted(
+    db: psycopg.Connection, settings: Settings
+) -> None:
+    """An incremental run adds the visitors it brings to the daily_breakdown_sketches rows they
+    reach, and leaves the day's other rows as they are (one emptied by hand stays so); a row that
+    lost a visitor (a session became a crawler's) is recounted."""
+    sketch = "select hll_cardinality(visitor_sketch::hll)::int as n from daily_breakdown_sketches where {}"
+    entry = "dimension = 'entry_path' and day = '2026-03-01' and value = %s"
+    insert(
+        db,
+        [
+            event(at_="2026-03-01 10:00", visitor="v1", session="s1", url="https://ex.com/a"),
+            event(at_="2026-03-01 10:00", visitor="v2", url="https://ex.com/b"),
+        ],
+    )
+    pipeline.run(settings)
+    db.execute(f"update daily_breakdown_sketches set visitor_sketch = hll_empty()::bytea where {entry}", ("/b",))
+    insert(db, [event(at_="2026-03-01 11:00", visitor="v3", url="https://ex.com/a")])
+    pipeline.run(settings)
+    assert rows(db, sketch.format(entry), ("/a",)) == [{"n": 2}]
+    assert rows(db, sketch.format(entry), ("/b",)) == [{"n": 0}]  # not recounted
+    pipeline.run(settings, "daily", target_date=date(2026, 3, 1))
+    assert rows(db, sketch.format(entry), ("/b",)) == [{"n": 1}]
+    insert(db, [event(at_="2026-03-01 10:01", visitor="v1", session="s1", user_agent="Googlebot/2.1")])
+    pipeline.run(settings)
+    assert rows(db, sketch.format(entry), ("/a",)) == [{"n": 1}]
+    assert_a_rebuild_gives_the_same_tables(db, settings)
