@@ -156,37 +156,3 @@ def test_a_value_written_other_counts_under_other(db: psycopg.Connection, settin
     # with one place: '(' first in byte order; x (v0), y (v2) and the text '(other)' (v0) under '(other)'
     pipeline.run(replace(settings, prop_values_cap=1), "rebuild")
     assert sorted(r[3:] for r in props(db)) == [("(", 1, 1), ("(other)", 3, 2)]
-
-
-def test_a_run_recounts_only_the_names_its_events_touch(db: psycopg.Connection, settings: Settings) -> None:
-    """A run recounts a (site, day, event name) whose custom events it writes or replaces; another
-    name of the same day keeps its rows (one edited by hand stays so), and its conversion rate
-    follows the day's sessions. A touched day without rows is recounted whole."""
-    insert(
-        db,
-        [
-            track("2026-03-01 10:00", "Signup", {"plan": "pro"}, visitor="v1"),
-            track("2026-03-01 10:01", "Buy", {"plan": "pro"}, visitor="v2"),
-        ],
-    )
-    pipeline.run(settings)
-    db.execute("update daily_custom_event_props set events = 99 where event_name = 'Buy'")
-    db.execute("update daily_custom_events set events = 99 where event_name = 'Buy'")
-    insert(db, [track("2026-03-01 11:00", "Signup", {"plan": "free"}, visitor="v3")])
-    pipeline.run(settings)
-    assert custom_events(db) == [
-        ("s1", "2026-03-01", "Buy", 99, 1, 1, Decimal("0.3333")),  # not recounted; its rate follows
-        ("s1", "2026-03-01", "Signup", 2, 2, 2, Decimal("0.6667")),
-    ]
-    assert props(db) == [
-        ("2026-03-01", "Buy", "plan", "pro", 99, 1),
-        ("2026-03-01", "Signup", "plan", "free", 1, 1),
-        ("2026-03-01", "Signup", "plan", "pro", 1, 1),
-    ]
-    # a day whose rows went (retention) is recounted whole by the next run that touches it
-    db.execute("delete from daily_custom_events")
-    db.execute("delete from daily_custom_event_props")
-    insert(db, [event(at_="2026-03-01 12:00", visitor="v4")])
-    pipeline.run(settings)
-    assert [(name, events) for _, _, name, events, *_ in custom_events(db)] == [("Buy", 1), ("Signup", 2)]
-    assert_a_rebuild_gives_the_same_tables(db, settings)
