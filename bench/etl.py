@@ -3,9 +3,10 @@ runs (the first right after the rebuild), and a hand-written set-based reference
 Prints events/s and the ratio.
 
     .venv/bin/python bench/etl.py [--events 1000000] [--visitors 50000] [--days 3] [--keep]
-                                  [--incremental-runs 3]
+                                  [--incremental-runs 3] [--empty-runs 1]
 
-Uses a scratch database `sluice_bench_etl` on PGHOST:PGPORT (default 127.0.0.1:5432), dropped first.
+Uses a scratch database `sluice_bench_etl` (or $SLUICE_BENCH_DB: helpers sharing the server keep apart) on
+PGHOST:PGPORT (default 127.0.0.1:5432), dropped first.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from sluice.etl import pipeline
 from sluice.migrations import apply
 from sluice.settings import Settings
 
-DBNAME = "sluice_bench_etl"
+DBNAME = os.environ.get("SLUICE_BENCH_DB", "sluice_bench_etl")
 SITES = [f"site{i:02d}" for i in range(20)]
 PATHS = [
     "/",
@@ -276,6 +277,9 @@ def main() -> int:
     parser.add_argument(
         "--incremental-runs", type=int, default=3, help="incremental runs after the rebuild, each on the next hour"
     )
+    parser.add_argument(
+        "--empty-runs", type=int, default=1, help="runs with no new event after those: the fixed cost of a run"
+    )
     parser.add_argument("--keep", action="store_true", help="reuse the loaded database if present")
     args = parser.parse_args()
 
@@ -348,6 +352,10 @@ def main() -> int:
         print(f"  {len(extra) / seconds[-1]:,.0f} events/s (target: under 1 s)")
     if len(seconds) > 1:
         print(f"\nincremental runs: {', '.join(f'{s:.2f}' for s in seconds)} s (target: each under 1 s)")
+    for _ in range(args.empty_runs):
+        print("\nrun with no new event (the floor):")
+        timed("empty", lambda: result.append(pipeline.run(settings)))
+        print(f"  seconds per step: {result[-1].step_seconds}")
     return 0
 
 

@@ -294,6 +294,14 @@ def _run_batch(
     # loaded around the collector, and stg_events' primary key (re-created after a rebuild's load)
     # fails on a duplicate. Then the savepoint undoes the attempt and the run goes again with them.
     rows_written = dict(result.rows_written)
+    if not rebuild and days is None and in_range == 0:
+        # Nothing committed since the last run: no job has anything to do, and a run of them all
+        # costs ~0.3 s of planning and round trips (bench/README.md "ETL speed": the floor), which a
+        # scheduler running every few minutes over a quiet site would pay each time.
+        result.rows_written = {table: 0 for table in TABLES}
+        result.remaining = int(_scalar(conn, "select count(*) from events where txid >= %s::xid8", (high,)))
+        conn.execute("update etl_state set watermark = %s::xid8", (high,))
+        return
     try:
         with conn.transaction():
             load(conn, params, result, Context(rebuild=rebuild, assume_unique_ids=True, sketches=sketches, **recount))
@@ -457,9 +465,10 @@ def _run_jobs(
     result: RunResult,
     context: Context,
 ) -> None:
+    tables = [job.table for job in jobs if job.table]
+    written_before = _rows_written(conn, tables)
     for job in jobs:
         started = time.perf_counter()
-        written_before = _rows_written(conn, job.table) if job.table else 0
         text = render(job.name, context) if job.python is None else ""
         # (a job whose statements need its table's key, `on conflict`, keeps its indexes)
         deferred = context.bulk and job.bulk and "on conflict" not in text and _outweighs(conn, params, job.name)
@@ -471,9 +480,10 @@ def _run_jobs(
                     conn.execute(statement, params)
         for added in after_job(job, context, loaded=deferred):
             conn.execute(added)
-        if job.table:
-            _count(result, job.table, _rows_written(conn, job.table) - written_before)
         result.step_seconds[job.name] = round(time.perf_counter() - started, 3)
+    written_after = _rows_written(conn, tables)
+    for table in tables:
+        _count(result, table, written_after[table] - written_before[table])
 
 
 def _outweighs(conn: psycopg.Connection, params: dict[str, Any], table: str) -> bool:
@@ -496,17 +506,19 @@ def after_job(job: Job, context: Context, *, loaded: bool = False) -> list[sql.C
     return []
 
 
-def _rows_written(conn: psycopg.Connection, table: str) -> int:
-    """Rows inserted or updated in `table` so far in this transaction, as PostgreSQL counted them
-    (pg_stat_xact_user_tables; counted while track_counts is on, its default, which autovacuum
-    needs too). A table is written by its own job only (etl/jobs.py), so the difference across
-    that job is what the job wrote, whatever its statements look like."""
-    row = conn.execute(
-        "select pg_stat_get_xact_tuples_inserted(%(t)s::regclass) + pg_stat_get_xact_tuples_updated(%(t)s::regclass)",
-        {"t": table},
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
+def _rows_written(conn: psycopg.Connection, tables: list[str]) -> dict[str, int]:
+    """Rows inserted or updated in each of `tables` so far in this transaction, as PostgreSQL counted
+    them (pg_stat_xact_user_tables; counted while track_counts is on, its default, which autovacuum
+    needs too). A table is written by its own job only (etl/jobs.py), so the difference across the
+    jobs is what its job wrote, whatever its statements look like. One query before the jobs and one
+    after, not two per job: each round trip is part of a run's fixed cost."""
+    counted = conn.execute(
+        """select t.name, pg_stat_get_xact_tuples_inserted(t.name::regclass)
+                          + pg_stat_get_xact_tuples_updated(t.name::regclass)
+           from unnest(%s::text[]) as t (name)""",
+        (tables,),
+    ).fetchall()
+    return {str(name): int(n) for name, n in counted}
 
 
 def _count(result: RunResult, table: str, rows: int) -> None:

@@ -496,6 +496,66 @@ def test_hourly_click_rows_move_with_their_clicks_and_keep_visitors_with_other_c
     assert_a_rebuild_gives_the_same_tables(db, settings)
 
 
+def test_click_breakdown_and_breakdown_totals_move_only_the_rows_a_run_changes(
+    db: psycopg.Connection, settings: Settings
+) -> None:
+    """An incremental run moves daily_click_breakdown's and daily_breakdown_totals' rows by the clicks
+    and sessions it writes and replaces: the day's other rows are not recounted (a row edited by
+    hand stays as it was), a row that lost a visitor is recounted, and a day without rows is
+    counted whole."""
+
+    def click(at_: str, visitor: str, target: str, session: str | None = None) -> dict[str, Any]:
+        return event("click", at_=at_, visitor=visitor, session=session, target=target)
+
+    clicks = "select dimension, value, clicks, visitors from daily_click_breakdown order by dimension, value"
+    insert(
+        db,
+        [
+            click("2026-03-01 10:00", "v1", "https://a.org/"),
+            click("2026-03-01 10:01", "v2", "https://b.org/", session="s2"),
+            event(at_="2026-03-01 10:02", visitor="v3", url="https://ex.com/x"),
+        ],
+    )
+    pipeline.run(settings)
+    db.execute("update daily_click_breakdown set clicks = 99 where value = 'b.org'")
+    db.execute("update daily_breakdown_totals set events = 99 where dimension = 'entry_path' and value = '/x'")
+    # v1 again on a.org (one more click, the same visitor), a new visitor on c.org
+    insert(db, [click("2026-03-01 10:05", "v1", "https://a.org/"), click("2026-03-01 10:06", "v4", "https://c.org/")])
+    pipeline.run(settings)
+    assert [r for r in rows(db, clicks) if r["dimension"] != "short_code"] == [
+        {"dimension": "all", "value": "", "clicks": 4, "visitors": 3},
+        {"dimension": "target_domain", "value": "a.org", "clicks": 2, "visitors": 1},
+        {"dimension": "target_domain", "value": "b.org", "clicks": 99, "visitors": 1},  # not recounted
+        {"dimension": "target_domain", "value": "c.org", "clicks": 1, "visitors": 1},
+    ]
+    assert rows(db, "select events from daily_breakdown_totals where dimension = 'entry_path' and value = '/x'") == [
+        {"events": 99}
+    ]
+    db.execute("update daily_click_breakdown set clicks = 1 where value = 'b.org'")
+    db.execute("update daily_breakdown_totals set events = 1 where dimension = 'entry_path' and value = '/x'")
+    # s2 turns out a crawler's: v2 leaves b.org (the row goes) and the day's `all`
+    insert(db, [event(at_="2026-03-01 10:07", visitor="v2", session="s2", user_agent="Googlebot/2.1")])
+    pipeline.run(settings)
+    assert [r for r in rows(db, clicks) if r["dimension"] != "short_code"] == [
+        {"dimension": "all", "value": "", "clicks": 3, "visitors": 2},
+        {"dimension": "target_domain", "value": "a.org", "clicks": 2, "visitors": 1},
+        {"dimension": "target_domain", "value": "c.org", "clicks": 1, "visitors": 1},
+    ]
+    assert_a_rebuild_gives_the_same_tables(db, settings)
+    # a day without rows (as retention leaves it) is counted whole
+    db.execute("delete from daily_click_breakdown")
+    db.execute("delete from daily_breakdown_totals")
+    before = snapshot(db)
+    insert(db, [click("2026-03-01 10:08", "v1", "https://a.org/")])
+    pipeline.run(settings)
+    after = snapshot(db)
+    assert [(r["dimension"], r["value"], r["clicks"]) for r in after["daily_click_breakdown"] if r["value"] == ""] == [
+        ("all", "", 4)
+    ]
+    assert len(after["daily_breakdown_totals"]) > len(before["daily_breakdown_totals"]) == 0
+    assert_a_rebuild_gives_the_same_tables(db, settings)
+
+
 def test_cleanup_drops_old_raw_partitions_and_old_daily_rows_only(db: psycopg.Connection, settings: Settings) -> None:
     today = datetime.now(UTC).date()
     old_day = today - timedelta(days=100)
@@ -514,3 +574,47 @@ def test_cleanup_drops_old_raw_partitions_and_old_daily_rows_only(db: psycopg.Co
     assert rows(db, "select count(*) as n from events") == [{"n": 1}]
     assert rows(db, "select count(*) as n from stg_events") == [{"n": 1}]
     assert rows(db, "select count(*) as n from sessions") == [{"n": 2}]  # never touched by retention
+
+
+def test_a_run_without_new_events_runs_no_job_and_changes_nothing(db: psycopg.Connection, settings: Settings) -> None:
+    insert(db, [event(at_="2026-03-01 10:00"), event("click", at_="2026-03-01 10:01", target="https://x.org/")])
+    pipeline.run(settings)
+    before = snapshot(db)
+    result = pipeline.run(settings)
+    assert (result.status, result.events_processed, result.remaining) == ("succeeded", 0, 0)
+    assert result.step_seconds == {}  # no job ran
+    assert set(result.rows_written.values()) == {0}
+    assert snapshot(db) == before
+    # the next events are taken in as ever
+    insert(db, [event(at_="2026-03-01 10:05")])
+    assert pipeline.run(settings).events_processed == 1
+    assert_a_rebuild_gives_the_same_tables(db, settings)
+
+
+def test_breakdown_sketches_gain_visitors_and_a_row_that_lost_one_is_recounted(
+    db: psycopg.Connection, settings: Settings
+) -> None:
+    """An incremental run adds the visitors it brings to the daily_breakdown_sketches rows they
+    reach, and leaves the day's other rows as they are (one emptied by hand stays so); a row that
+    lost a visitor (a session became a crawler's) is recounted."""
+    sketch = "select hll_cardinality(visitor_sketch::hll)::int as n from daily_breakdown_sketches where {}"
+    entry = "dimension = 'entry_path' and day = '2026-03-01' and value = %s"
+    insert(
+        db,
+        [
+            event(at_="2026-03-01 10:00", visitor="v1", session="s1", url="https://ex.com/a"),
+            event(at_="2026-03-01 10:00", visitor="v2", url="https://ex.com/b"),
+        ],
+    )
+    pipeline.run(settings)
+    db.execute(f"update daily_breakdown_sketches set visitor_sketch = hll_empty()::bytea where {entry}", ("/b",))
+    insert(db, [event(at_="2026-03-01 11:00", visitor="v3", url="https://ex.com/a")])
+    pipeline.run(settings)
+    assert rows(db, sketch.format(entry), ("/a",)) == [{"n": 2}]
+    assert rows(db, sketch.format(entry), ("/b",)) == [{"n": 0}]  # not recounted
+    pipeline.run(settings, "daily", target_date=date(2026, 3, 1))
+    assert rows(db, sketch.format(entry), ("/b",)) == [{"n": 1}]
+    insert(db, [event(at_="2026-03-01 10:01", visitor="v1", session="s1", user_agent="Googlebot/2.1")])
+    pipeline.run(settings)
+    assert rows(db, sketch.format(entry), ("/a",)) == [{"n": 1}]
+    assert_a_rebuild_gives_the_same_tables(db, settings)
