@@ -16,6 +16,12 @@ spool, and every `_PROBE_S` the writer tries to replay the spool's oldest chunk.
 commits brings it back online; it then replays a chunk after each batch of new requests until the
 spool is empty. The queue of requests waiting for the next write is bounded (`QUEUE_MAX_EVENTS`,
 `QUEUE_MAX_BYTES`): past it, requests go to the spool, or with none, are refused.
+
+A write that PostgreSQL neither commits nor fails is bounded too (`write_timeout_s`, the collector's
+`SLUICE_WRITE_TIMEOUT`): a table locked by someone's `LOCK TABLE` or a long DDL, a stalled disk. Past
+the bound the writer gives up on it as on a failed one (cancels what its connections have in flight
+in the server, drops both connections, spools the batch). A COMMIT that landed all the same, just
+before the cancel, is harmless: the spooled copy's replay finds the ids claimed and stores nothing twice.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import logging
 import struct
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -205,6 +211,10 @@ class WriteFailed(Exception):
     """The batch holding these events was not committed; none of it is stored."""
 
 
+class WriteTimedOut(Exception):
+    """PostgreSQL did not finish a write within the writer's bound (it may have committed it all the same)."""
+
+
 class _Request(NamedTuple):
     """One request's rows, waiting for the next write."""
 
@@ -229,9 +239,19 @@ class GroupCommitWriter:
     the HTTP work on the event loop.
     """
 
-    def __init__(self, settings: Settings, *, connect_timeout_s: int = 5, spool: Spool | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        connect_timeout_s: int = 5,
+        spool: Spool | None = None,
+        write_timeout_s: float | None = None,
+    ) -> None:
         self._conninfo = conninfo(settings, "sluice-collector-writer")
         self._connect_timeout_s = connect_timeout_s
+        # the most one write (connect, COPY, commit; or a replayed chunk, or a probe) may take; None:
+        # no bound (`sluice import`, whose writes are big and which has no spool to fall back to)
+        self._write_timeout_s = write_timeout_s
         self._partitions_ahead = settings.partitions_ahead_days
         self._pending: list[_Request] = []
         self._pending_events = 0
@@ -256,8 +276,9 @@ class GroupCommitWriter:
 
     async def start(self) -> None:
         try:  # create partitions ahead now if the database is there; else at the first write
-            await self._ensure_partitions(await self._connection(0))
-        except psycopg.Error as exc:
+            async with self._bounded():
+                await self._ensure_partitions(await self._connection(0))
+        except (psycopg.Error, WriteTimedOut) as exc:
             if self.spool is None:
                 log.warning("collector writer: PostgreSQL unavailable at start-up (%s); will retry on first write", exc)
             else:
@@ -421,7 +442,8 @@ class GroupCommitWriter:
             if chunk is not None:
                 await self._write(framed(chunk.data), chunk.oldest, chunk.events)
             elif not self.online:  # nothing to replay, but a write failed: is PostgreSQL back?
-                await self._connection(self._turn)
+                async with self._bounded():  # connecting PREPAREs a read of `events`: a lock holds it
+                    await self._connection(self._turn)
         except Exception as exc:
             self._went_offline(exc)
             return False
@@ -436,7 +458,8 @@ class GroupCommitWriter:
     async def _write(self, data: bytes, oldest: datetime, events: int) -> None:
         started = time.perf_counter()
         try:
-            await self._write_once_or_twice(data, oldest)
+            async with self._bounded():
+                await self._write_once_or_twice(data, oldest)
         finally:
             WRITE_SECONDS.observe(time.perf_counter() - started)
             WRITE_EVENTS.observe(events)
@@ -518,13 +541,43 @@ class GroupCommitWriter:
         if slot is None or conn is None:
             return
         try:
-            await pgwire.until_copy_in(conn)
-            await pgwire.copy_and_finish(conn, framed())
-            await pgwire.results(conn)
+            async with self._bounded():  # armed before a lock was taken, its COPY waits on the lock
+                await pgwire.until_copy_in(conn)
+                await pgwire.copy_and_finish(conn, framed())
+                await pgwire.results(conn)
+        except WriteTimedOut as exc:  # PostgreSQL is stuck: the next batch goes to the spool, not to a wait
+            if self.spool is not None:
+                self._went_offline(exc)
         except psycopg.Error as exc:
             self._faults.fault(
                 "idle connection lost", f"collector writer: dropping an idle connection after: {exc}", logging.WARNING
             )
+            await self._drop_connection(slot)
+
+    @contextlib.asynccontextmanager
+    async def _bounded(self) -> AsyncIterator[None]:
+        """Raises WriteTimedOut if the block takes longer than the write timeout, once what the
+        connections had in flight is cancelled in the server and they are dropped."""
+        try:
+            async with asyncio.timeout(self._write_timeout_s):
+                yield
+        except TimeoutError:
+            await self._abandon()
+            raise WriteTimedOut(f"PostgreSQL did not finish a write within {self._write_timeout_s} s") from None
+
+    async def _abandon(self) -> None:
+        """Cancels in the server what either connection has in flight (the write that ran out of time,
+        the next one armed behind it: both wait on the same lock), then drops both. Without the cancel
+        a backend waiting on a lock would run its COPY once the lock is released, and hold back the
+        cluster's snapshot xmin meanwhile; psycopg cancels the query it was waiting on itself, not the
+        other connection's."""
+        for slot in (0, 1):
+            conn = self._conns[slot]
+            if conn is not None and not conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+                try:
+                    await conn.cancel_safe(timeout=self._connect_timeout_s)
+                except psycopg.Error as exc:  # the connection is dropped all the same
+                    log.debug("collector writer: cancelling a timed-out write failed: %s", exc)
             await self._drop_connection(slot)
 
     async def _connection(self, slot: int) -> psycopg.AsyncConnection[Any]:
@@ -539,7 +592,7 @@ class GroupCommitWriter:
             try:
                 await conn.execute(_CREATE_STAGING)
                 await conn.execute(_PREPARE_CLAIM)  # fails in a database not migrated yet
-            except psycopg.Error:
+            except BaseException:  # an error, or the write's timeout (a lock holds the PREPARE's read of `events`)
                 await conn.close()
                 raise
             self._conns[slot] = conn
