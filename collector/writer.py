@@ -44,7 +44,7 @@ from sluice.collector import pgwire
 from sluice.collector.fault_log import FaultLog
 from sluice.collector.spool import Spool, SpoolFull
 from sluice.db import conninfo
-from sluice.metrics import EVENTS_SPOOLED, QUEUE_EVENTS, SPOOL_BYTES, SPOOL_EVENTS, WRITE_EVENTS, WRITE_SECONDS
+from sluice.metrics import EVENTS_SPOOLED, SPOOL_BYTES, SPOOL_EVENTS, count_queue, count_write
 from sluice.settings import Settings
 
 log = logging.getLogger("sluice.collector")
@@ -374,7 +374,7 @@ class GroupCommitWriter:
             if self._pending:
                 batch, self._pending = self._pending, []
                 events = self._pending_events
-                QUEUE_EVENTS.set(events)
+                count_queue(events)
                 self._pending_events = self._pending_bytes = 0
                 await self._commit(batch, events)
             if self._stopping and not self._pending:
@@ -391,7 +391,7 @@ class GroupCommitWriter:
             if self._pending:
                 continue
             self._wakeup.clear()
-            QUEUE_EVENTS.set(0)
+            count_queue(0)
             # An armed connection is an open transaction: it must not stay open while idle.
             timeout = _IDLE_S if self._armed is not None else (_PROBE_S if self.spool is not None else None)
             with contextlib.suppress(TimeoutError):
@@ -478,8 +478,7 @@ class GroupCommitWriter:
         except TimeoutError:
             raise await self._gave_up() from None
         finally:
-            WRITE_SECONDS.observe(time.perf_counter() - started)
-            WRITE_EVENTS.observe(events)
+            count_write(events, time.perf_counter() - started)
 
     async def _write_once_or_twice(self, data: bytes, oldest: datetime) -> None:
         # One retry, on a fresh connection when the old one broke. Retrying is safe even if the
