@@ -398,11 +398,15 @@ class GroupCommitWriter:
                 continue
             self._wakeup.clear()
             count_queue(0)
-            # An armed connection is an open transaction: it must not stay open while idle.
+            # An armed connection is an open transaction: it must not stay open while idle. A bare
+            # timer rather than asyncio.timeout: under load the writer idles between most batches.
             timeout = _IDLE_S if self._armed is not None else (_PROBE_S if self.spool is not None else None)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wakeup.wait()
+            if timeout is None:
+                await self._wakeup.wait()
+            else:
+                timer = asyncio.get_running_loop().call_later(timeout, self._wakeup.set)
+                await self._wakeup.wait()
+                timer.cancel()
             if not self._pending and self._armed is not None:
                 await self._disarm()
 
