@@ -124,6 +124,8 @@ def main() -> None:
             print(f"PostgreSQL down:  {drive(wrk, script, args.connections, args.duration)[0]}")
         finally:
             server.stop()
+        # wrk counts the answers it read before its time was up; a few more (up to one per connection)
+        # were answered, and their clicks stored, after: a "lost" of -N is those, nothing lost
         print(f"clicks stored while PostgreSQL was up: {stored} of {up} redirects (lost {up - stored})")
         print(f"slow phase: {settled - stored} of {slow} stored once written (lost {slow - settled + stored})")
 
