@@ -9,10 +9,12 @@ that; else with this tree's `.venv`, from a folder of symlinks that maps it as p
 package-dir does (first on PYTHONPATH, so it wins over this tree's editable install). This tree's
 servers record their metrics as `sluice serve` makes them (PROMETHEUS_MULTIPROC_DIR, files in the
 data folder). Each round runs, one
-after another on 127.0.0.1:8899 against bench/ingest.py's scratch database: the before tree, this
-tree, then this tree with DATABASE_URL pointing at a closed port (every batch spooled), each
-driven by wrk with single events (64 connections) and then batches of 100 (8 connections), as
-bench/ingest.py drives them. Prints each run and the median ratios of the rounds.
+after another on 127.0.0.1:8899 against bench/ingest.py's scratch database: the before tree and
+this tree (the before tree first in odd rounds, this tree first in even ones: a run's place in the
+round, e.g. a machine that warms or slows as the round goes on, must not count for one tree), then
+this tree with DATABASE_URL pointing at a closed port (every batch spooled), each driven by wrk
+with single events (64 connections) and then batches of 100 (8 connections), as bench/ingest.py
+drives them. Prints each run and the median ratios of the rounds; use an even number of rounds.
 """
 
 from __future__ import annotations
@@ -114,9 +116,13 @@ def main() -> None:
         variants["spool, PG down"] = (None, CLOSED)
     results: dict[tuple[str, str], list[float]] = {}
     print(f"{os.cpu_count()} CPUs; {args.duration} s per run; wrk on the same machine\n", flush=True)
-    for _ in range(args.rounds):
+    for round_ in range(args.rounds):
+        # the two trees swap places every round; the PostgreSQL-down run (this tree only) stays last
+        order = list(variants.items())
+        if round_ % 2:
+            order[0], order[1] = order[1], order[0]
         for shape, (script, connections, per_request) in shapes.items():
-            for name, (code, target) in variants.items():
+            for name, (code, target) in order:
                 truncate(url)
                 busy = background_cpu()
                 with tempfile.TemporaryDirectory(prefix="sluice-bench-data-") as data_dir:
@@ -128,8 +134,8 @@ def main() -> None:
                 events_per_s = rps * per_request
                 results.setdefault((shape, name), []).append(events_per_s)
                 print(
-                    f"{shape:<10} {name:<15} {events_per_s:>9.0f} events/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
-                    f"  errors {errors}  (machine {busy:.0f}% busy before)",
+                    f"{round_ + 1:>2} {shape:<10} {name:<15} {events_per_s:>9.0f} events/s"
+                    f"  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  errors {errors}  (machine {busy:.0f}% busy before)",
                     flush=True,
                 )
     print()
@@ -140,6 +146,11 @@ def main() -> None:
             f"{shape}: spool / before = {statistics.median(up_ratios):.2f}"
             f" (rounds {', '.join(f'{r:.2f}' for r in up_ratios)})"
         )
+        if len(up_ratios) > 1:  # an order effect shows as a difference between these two
+            line += (
+                f"; before first {statistics.median(up_ratios[0::2]):.2f},"
+                f" this tree first {statistics.median(up_ratios[1::2]):.2f}"
+            )
         if (shape, "spool, PG down") in results:
             down_ratios = [d / s for d, s in zip(results[(shape, "spool, PG down")], spool, strict=True)]
             line += (

@@ -70,7 +70,9 @@ async def lifespan(settings: Settings, state: dict[str, Any]) -> AsyncIterator[N
     migrations = tuple(migration.version for migration in discover())
     spool = Spool(settings.data_dir, settings.spool_max_mb * 1024 * 1024)
     spool.open()
-    writer = GroupCommitWriter(settings, connect_timeout_s=settings.db_timeout_s, spool=spool)
+    writer = GroupCommitWriter(
+        settings, connect_timeout_s=settings.db_timeout_s, spool=spool, write_timeout_s=settings.write_timeout_s
+    )
     countries = Countries(settings.geoip_db)
     await writer.start()
     origins = Origins(settings.trusted_proxies, DailySalts(pool, settings.db_timeout_s), countries)

@@ -16,6 +16,12 @@ spool, and every `_PROBE_S` the writer tries to replay the spool's oldest chunk.
 commits brings it back online; it then replays a chunk after each batch of new requests until the
 spool is empty. The queue of requests waiting for the next write is bounded (`QUEUE_MAX_EVENTS`,
 `QUEUE_MAX_BYTES`): past it, requests go to the spool, or with none, are refused.
+
+A write that PostgreSQL neither commits nor fails is bounded too (`write_timeout_s`, the collector's
+`SLUICE_WRITE_TIMEOUT`): a table locked by someone's `LOCK TABLE` or a long DDL, a stalled disk. Past
+the bound the writer gives up on it as on a failed one (cancels what its connections have in flight
+in the server, drops both connections, spools the batch). A COMMIT that landed all the same, just
+before the cancel, is harmless: the spooled copy's replay finds the ids claimed and stores nothing twice.
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import struct
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -37,7 +44,7 @@ from sluice.collector import pgwire
 from sluice.collector.fault_log import FaultLog
 from sluice.collector.spool import Spool, SpoolFull
 from sluice.db import conninfo
-from sluice.metrics import EVENTS_SPOOLED, QUEUE_EVENTS, SPOOL_BYTES, SPOOL_EVENTS, WRITE_EVENTS, WRITE_SECONDS
+from sluice.metrics import EVENTS_SPOOLED, SPOOL_BYTES, SPOOL_EVENTS, count_queue, count_write
 from sluice.settings import Settings
 
 log = logging.getLogger("sluice.collector")
@@ -157,7 +164,17 @@ def copy_rows(rows: Sequence[Row], sender: Sender) -> bytes:
     # encoded once per request.
     stamps: dict[datetime | None, bytes] = {None: _NULL}
     texts: dict[str | None, bytes] = {None: _NULL}
-    shared = _stamp(sender.received_at, stamps) + b"".join(map(_text, sender[1:]))
+    received_at, ip_hash, country, user_agent, region, city = sender
+    shared = b"".join(  # unrolled: region and city are mostly None, found in `texts` without a call
+        (
+            _stamp(received_at, stamps),
+            texts.get(ip_hash) or _known_text(ip_hash, texts),  # type: ignore[arg-type]  # None is in
+            texts.get(country) or _known_text(country, texts),  # type: ignore[arg-type]  # None is in
+            texts.get(user_agent) or _known_text(user_agent, texts),  # type: ignore[arg-type]  # None is in
+            texts.get(region) or _known_text(region, texts),  # type: ignore[arg-type]  # None is in
+            texts.get(city) or _known_text(city, texts),  # type: ignore[arg-type]  # None is in
+        )
+    )
     parts: list[bytes] = []
     for event_id, site_id, event_type, occurred_at, client_timestamp, visitor_id, session_id, payload in rows:
         parts += (
@@ -188,21 +205,19 @@ def _stamp(at: datetime, stamps: dict[datetime | None, bytes]) -> bytes:
 
 
 def _known_text(value: str, texts: dict[str | None, bytes]) -> bytes:
-    """_text(value), remembered in `texts` (which holds None from the start)."""
+    """The text field's COPY bytes (its length, then its UTF-8), remembered in `texts` (which holds
+    None, the null field, from the start)."""
     encoded = value.encode()
     found = texts[value] = _length(len(encoded)) + encoded
     return found
 
 
-def _text(value: str | None) -> bytes:
-    if value is None:
-        return _NULL
-    encoded = value.encode()
-    return _length(len(encoded)) + encoded
-
-
 class WriteFailed(Exception):
     """The batch holding these events was not committed; none of it is stored."""
+
+
+class WriteTimedOut(Exception):
+    """PostgreSQL did not finish a write within the writer's bound (it may have committed it all the same)."""
 
 
 class _Request(NamedTuple):
@@ -212,6 +227,10 @@ class _Request(NamedTuple):
     events: int
     received_at: datetime
     done: asyncio.Future[None]
+
+
+_DATA = operator.attrgetter("data")
+_RECEIVED_AT = operator.attrgetter("received_at")
 
 
 def _fail(batch: list[_Request], failed: WriteFailed) -> None:
@@ -229,9 +248,19 @@ class GroupCommitWriter:
     the HTTP work on the event loop.
     """
 
-    def __init__(self, settings: Settings, *, connect_timeout_s: int = 5, spool: Spool | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        connect_timeout_s: int = 5,
+        spool: Spool | None = None,
+        write_timeout_s: float | None = None,
+    ) -> None:
         self._conninfo = conninfo(settings, "sluice-collector-writer")
         self._connect_timeout_s = connect_timeout_s
+        # the most one write (connect, COPY, commit; or a replayed chunk, or a probe) may take; None:
+        # no bound (`sluice import`, whose writes are big and which has no spool to fall back to)
+        self._write_timeout_s = write_timeout_s
         self._partitions_ahead = settings.partitions_ahead_days
         self._pending: list[_Request] = []
         self._pending_events = 0
@@ -249,6 +278,9 @@ class GroupCommitWriter:
         self._turn = 0  # the connection the next write uses when none is armed
         self._partitions_day: date | None = None
         self._task: asyncio.Task[None] | None = None
+        self._deadline: float | None = None  # the write in flight's, on the loop's clock (see _write)
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._expired = False  # the watchdog cancelled the writer's task: _write turns that into WriteTimedOut
         self._stopping = False
         self.careful_writes = 0  # batches the fast write handed to the careful one
         self.spooled_events = 0  # events acknowledged from the spool rather than after a commit
@@ -256,8 +288,9 @@ class GroupCommitWriter:
 
     async def start(self) -> None:
         try:  # create partitions ahead now if the database is there; else at the first write
-            await self._ensure_partitions(await self._connection(0))
-        except psycopg.Error as exc:
+            async with self._bounded():
+                await self._ensure_partitions(await self._connection(0))
+        except (psycopg.Error, WriteTimedOut) as exc:
             if self.spool is None:
                 log.warning("collector writer: PostgreSQL unavailable at start-up (%s); will retry on first write", exc)
             else:
@@ -273,6 +306,9 @@ class GroupCommitWriter:
         self._wakeup.set()
         if self._task is not None:
             await self._task
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         for slot in (0, 1):
             await self._drop_connection(slot)
 
@@ -343,32 +379,44 @@ class GroupCommitWriter:
         while True:
             if self._pending:
                 batch, self._pending = self._pending, []
-                QUEUE_EVENTS.set(self._pending_events)
+                events = self._pending_events
+                count_queue(events)
                 self._pending_events = self._pending_bytes = 0
-                await self._commit(batch)
+                await self._commit(batch, events)
             if self._stopping and not self._pending:
                 return
             # One chunk of the spool after each batch of new requests: neither waits long for the other.
-            if self.spool is not None and await self._tend_spool():
+            # (What _tend_spool checks first, here: with nothing due, no coroutine is made per batch.)
+            spool = self.spool
+            if (
+                spool is not None
+                and (spool.has_backlog or not self.online or time.monotonic() >= self._next_adopt)
+                and await self._tend_spool()
+            ):
                 continue
             if self._pending:
                 continue
             self._wakeup.clear()
-            QUEUE_EVENTS.set(0)
-            # An armed connection is an open transaction: it must not stay open while idle.
+            count_queue(0)
+            # An armed connection is an open transaction: it must not stay open while idle. A bare
+            # timer rather than asyncio.timeout: under load the writer idles between most batches.
             timeout = _IDLE_S if self._armed is not None else (_PROBE_S if self.spool is not None else None)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wakeup.wait()
+            if timeout is None:
+                await self._wakeup.wait()
+            else:
+                timer = asyncio.get_running_loop().call_later(timeout, self._wakeup.set)
+                await self._wakeup.wait()
+                timer.cancel()
             if not self._pending and self._armed is not None:
                 await self._disarm()
 
-    async def _commit(self, batch: list[_Request]) -> None:
+    async def _commit(self, batch: list[_Request], events: int) -> None:
+        """Writes `batch` (`events` in all) to PostgreSQL, else to the spool, and answers its requests."""
         try:
             if not self.online:  # queued before the write that failed: straight to the spool
                 raise WriteFailed("PostgreSQL is unavailable")
-            events = sum(r.events for r in batch)
-            await self._write(framed(*(r.data for r in batch)), min(r.received_at for r in batch), events)
+            # map() over the requests rather than generators: no Python frame resumed per request
+            await self._write(framed(*map(_DATA, batch)), min(map(_RECEIVED_AT, batch)), events)
         except Exception as exc:
             if self.spool is None:
                 self._faults.fault(
@@ -378,9 +426,7 @@ class GroupCommitWriter:
                 return
             self._went_offline(exc)
             try:
-                await self._to_spool(
-                    b"".join(r.data for r in batch), sum(r.events for r in batch), min(r.received_at for r in batch)
-                )
+                await self._to_spool(b"".join(map(_DATA, batch)), events, min(map(_RECEIVED_AT, batch)))
             except WriteFailed as failed:
                 _fail(batch, failed)
                 return
@@ -421,7 +467,8 @@ class GroupCommitWriter:
             if chunk is not None:
                 await self._write(framed(chunk.data), chunk.oldest, chunk.events)
             elif not self.online:  # nothing to replay, but a write failed: is PostgreSQL back?
-                await self._connection(self._turn)
+                async with self._bounded():  # connecting PREPAREs a read of `events`: a lock holds it
+                    await self._connection(self._turn)
         except Exception as exc:
             self._went_offline(exc)
             return False
@@ -434,12 +481,41 @@ class GroupCommitWriter:
         return True
 
     async def _write(self, data: bytes, oldest: datetime, events: int) -> None:
-        started = time.perf_counter()
+        """One write, bounded by the write timeout: the watchdog cancels it once it runs out of time.
+
+        Not asyncio.timeout: that makes a timer per write (and three coroutines), some 8 µs here, which
+        under load is paid every few requests (bench/README.md). A write only notes its deadline; one
+        timer, re-armed at most once per timeout, looks at the write in flight when it fires."""
+        started = time.monotonic()  # the event loop's clock (loop.time()), for the deadline
+        if self._write_timeout_s is not None:
+            self._deadline = deadline = started + self._write_timeout_s
+            if self._watchdog is None:
+                self._watchdog = asyncio.get_running_loop().call_at(deadline, self._watch)
         try:
             await self._write_once_or_twice(data, oldest)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._expired or task is None:  # not the watchdog's: a real cancellation
+                raise
+            self._expired = False
+            task.uncancel()
+            raise await self._gave_up() from None
         finally:
-            WRITE_SECONDS.observe(time.perf_counter() - started)
-            WRITE_EVENTS.observe(events)
+            self._deadline = None
+            count_write(events, time.monotonic() - started)
+
+    def _watch(self) -> None:
+        """The watchdog's timer: cancels the write in flight if it is past its deadline, else waits
+        for that deadline; with no write in flight it stops (the next write starts it again)."""
+        self._watchdog = None
+        deadline = self._deadline
+        if deadline is None or self._task is None:
+            return
+        if time.monotonic() < deadline:
+            self._watchdog = asyncio.get_running_loop().call_at(deadline, self._watch)
+            return
+        self._expired = True
+        self._task.cancel()  # the writer's task: _write runs only in it
 
     async def _write_once_or_twice(self, data: bytes, oldest: datetime) -> None:
         # One retry, on a fresh connection when the old one broke. Retrying is safe even if the
@@ -518,13 +594,46 @@ class GroupCommitWriter:
         if slot is None or conn is None:
             return
         try:
-            await pgwire.until_copy_in(conn)
-            await pgwire.copy_and_finish(conn, framed())
-            await pgwire.results(conn)
+            async with self._bounded():  # armed before a lock was taken, its COPY waits on the lock
+                await pgwire.until_copy_in(conn)
+                await pgwire.copy_and_finish(conn, framed())
+                await pgwire.results(conn)
+        except WriteTimedOut as exc:  # PostgreSQL is stuck: the next batch goes to the spool, not to a wait
+            if self.spool is not None:
+                self._went_offline(exc)
         except psycopg.Error as exc:
             self._faults.fault(
                 "idle connection lost", f"collector writer: dropping an idle connection after: {exc}", logging.WARNING
             )
+            await self._drop_connection(slot)
+
+    @contextlib.asynccontextmanager
+    async def _bounded(self) -> AsyncIterator[None]:
+        """Raises WriteTimedOut if the block takes longer than the write timeout, once what the
+        connections had in flight is cancelled in the server and they are dropped."""
+        try:
+            async with asyncio.timeout(self._write_timeout_s):
+                yield
+        except TimeoutError:
+            raise await self._gave_up() from None
+
+    async def _gave_up(self) -> WriteTimedOut:
+        await self._abandon()
+        return WriteTimedOut(f"PostgreSQL did not finish a write within {self._write_timeout_s} s")
+
+    async def _abandon(self) -> None:
+        """Cancels in the server what either connection has in flight (the write that ran out of time,
+        the next one armed behind it: both wait on the same lock), then drops both. Without the cancel
+        a backend waiting on a lock would run its COPY once the lock is released, and hold back the
+        cluster's snapshot xmin meanwhile; psycopg cancels the query it was waiting on itself, not the
+        other connection's."""
+        for slot in (0, 1):
+            conn = self._conns[slot]
+            if conn is not None and not conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+                try:
+                    await conn.cancel_safe(timeout=self._connect_timeout_s)
+                except psycopg.Error as exc:  # the connection is dropped all the same
+                    log.debug("collector writer: cancelling a timed-out write failed: %s", exc)
             await self._drop_connection(slot)
 
     async def _connection(self, slot: int) -> psycopg.AsyncConnection[Any]:
@@ -539,7 +648,7 @@ class GroupCommitWriter:
             try:
                 await conn.execute(_CREATE_STAGING)
                 await conn.execute(_PREPARE_CLAIM)  # fails in a database not migrated yet
-            except psycopg.Error:
+            except BaseException:  # an error, or the write's timeout (a lock holds the PREPARE's read of `events`)
                 await conn.close()
                 raise
             self._conns[slot] = conn

@@ -25,6 +25,7 @@ import hmac
 import logging
 import os
 import re
+from bisect import bisect_left
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from functools import cache
@@ -141,6 +142,12 @@ class _Tally:
         self.rejected: dict[str, int] = {}
         self.accepted = 0
         self.sizes: dict[int, int] = {}  # events per accepted request -> requests
+        # the group-commit writer's, per write (collector/writer.py): events -> writes; the durations
+        # as the histogram's own bucket counts and sum; its queue as it last took a batch (None: not since)
+        self.writes: dict[int, int] = {}
+        self.write_buckets = [0] * len(_upper_bounds(WRITE_SECONDS))
+        self.write_seconds = 0.0
+        self.queue_events: int | None = None
 
     def request(self, route: str, status: int) -> None:
         key = (route, status)
@@ -151,6 +158,10 @@ class _Tally:
         rejected, self.rejected = self.rejected, {}
         accepted, self.accepted = self.accepted, 0
         sizes, self.sizes = self.sizes, {}
+        writes, self.writes = self.writes, {}
+        write_buckets, self.write_buckets = self.write_buckets, [0] * len(self.write_buckets)
+        write_seconds, self.write_seconds = self.write_seconds, 0.0
+        queue_events, self.queue_events = self.queue_events, None
         for (route, status), n in requests.items():
             HTTP_REQUESTS.labels(route, str(status)).inc(n)
         for reason, n in rejected.items():
@@ -159,6 +170,12 @@ class _Tally:
             EVENTS_ACCEPTED.inc(accepted)
         for events, n in sizes.items():
             _observe_many(REQUEST_EVENTS, events, n)
+        for events, n in writes.items():
+            _observe_many(WRITE_EVENTS, events, n)
+        if any(write_buckets):
+            _observe_bucketed(WRITE_SECONDS, write_buckets, write_seconds)
+        if queue_events is not None:
+            QUEUE_EVENTS.set(queue_events)
 
 
 def _observe_many(histogram: Histogram, value: float, times: int) -> None:
@@ -174,6 +191,22 @@ def _observe_many(histogram: Histogram, value: float, times: int) -> None:
         if value <= bound:
             bucket.inc(times)
             return
+
+
+def _upper_bounds(histogram: Histogram) -> list[float]:
+    return list(getattr(histogram, "_upper_bounds", ()))
+
+
+def _observe_bucketed(histogram: Histogram, counts: list[int], total: float) -> None:
+    """Observations already counted per bucket of `histogram` (as `count_write` counts them), and
+    their sum: one write per bucket that has any, and one for the sum."""
+    buckets, sum_value = getattr(histogram, "_buckets", None), getattr(histogram, "_sum", None)
+    if buckets is None or sum_value is None:  # another layout: count_write observes directly then
+        return
+    sum_value.inc(total)
+    for bucket, n in zip(buckets, counts, strict=True):
+        if n:
+            bucket.inc(n)
 
 
 tally = _Tally()
@@ -192,6 +225,24 @@ def count_accepted(events: int) -> None:
     tally.sizes[events] = tally.sizes.get(events, 0) + 1
 
 
+def count_write(events: int, seconds: float) -> None:
+    """One group-commit write, of `events`, that took `seconds`: per batch, not per request, but
+    under load the writer takes a batch every few requests, and four histogram recordings each
+    (a locked write to a memory-mapped file) cost about as much as a request's own work."""
+    tally.writes[events] = tally.writes.get(events, 0) + 1
+    if tally.write_buckets:
+        tally.write_buckets[bisect_left(_WRITE_BOUNDS, seconds)] += 1
+        tally.write_seconds += seconds
+    else:  # prometheus-client keeps its buckets elsewhere: the public way
+        WRITE_SECONDS.observe(seconds)
+
+
+def count_queue(events: int) -> None:
+    """The writer's queue, in events, as it takes a batch (the gauge is set once a second at most)."""
+    tally.queue_events = events
+
+
+_WRITE_BOUNDS = _upper_bounds(WRITE_SECONDS)
 FLUSH_S = 1.0
 
 

@@ -74,6 +74,7 @@ class Settings:
     geoip_db: str = ""
     partitions_ahead_days: int = 7
     db_timeout_s: int = 5  # connecting, waiting for a pooled connection, the health check
+    write_timeout_s: int = 5  # the collector's writer: one write to PostgreSQL, before its batch is spooled
     header_timeout_s: int = 10  # a request's headers, from connection (or request) start (sluice/read_limits.py)
     body_timeout_s: int = 10  # idle between two pieces of a request body
     max_connections: int = 256  # per worker; past it a new connection is answered 503 and closed (read_limits.py)
@@ -138,6 +139,7 @@ class Settings:
             geoip_db=env.get("SLUICE_GEOIP_DB", ""),
             partitions_ahead_days=_int(env, "SLUICE_PARTITIONS_AHEAD_DAYS", 7, minimum=1),
             db_timeout_s=_int(env, "SLUICE_DB_TIMEOUT", 5, minimum=1),
+            write_timeout_s=_int(env, "SLUICE_WRITE_TIMEOUT", 5, minimum=1),
             header_timeout_s=_int(env, "SLUICE_HEADER_TIMEOUT", 10, minimum=1),
             body_timeout_s=_int(env, "SLUICE_BODY_TIMEOUT", 10, minimum=1),
             max_connections=_int(env, "SLUICE_MAX_CONNECTIONS", 256, minimum=1),
