@@ -65,6 +65,10 @@ NOT_FOUND_PAGE = "<!doctype html><title>Not found</title><h1>Not found</h1><p>Th
 MAX_QUEUED_CLICKS = 100_000
 RETRY_S = 1.0
 MAX_BATCH_CLICKS = 1000  # per write: well inside the writer's queue bound, whatever waited
+# Clicks made into events between two yields to the event loop: `resolve` answers from its cache
+# without yielding, so a 1,000-click batch of a backlog (PostgreSQL slow, then caught up) would
+# hold the loop for its whole batch, and every redirect meanwhile would wait behind it.
+CLICKS_PER_YIELD = 100
 # as Starlette's RedirectResponse quotes a Location (a registered target is an http(s) URL already)
 _LOCATION_SAFE = ":/%#?=@[]!$&'()*+,;"
 
@@ -277,7 +281,9 @@ class ClickQueue:
         """True once the batch is durable (or none of it could ever be: a click no event can be made of)."""
         groups: list[tuple[list[Event], Sender]] = []
         try:
-            for click in batch:
+            for n, click in enumerate(batch, 1):
+                if n % CLICKS_PER_YIELD == 0:
+                    await asyncio.sleep(0)
                 event = _click_event(click)
                 if event is None:
                     continue
