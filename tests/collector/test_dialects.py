@@ -351,6 +351,58 @@ UMAMI_ERROR = {
     },
 }
 
+# Umami's engagement: the tracker's payload with the milliseconds engaged on the page being left
+# (src/app/api/send/request-schema.ts and route.test.ts: `engagement`, an integer, 1 to 86,400,000)
+UMAMI_ENGAGEMENT = {
+    "type": "engagement",
+    "payload": {
+        "website": "w-1",
+        "screen": "1280x800",
+        "language": "en-US",
+        "title": "Getting started",
+        "hostname": "example.com",
+        "url": "/docs/getting-started?ref=nav",
+        "referrer": "",
+        "id": "u1",
+        "engagement": 42000,
+    },
+}
+
+
+def test_umami_engagement_is_an_engagement_event_with_its_milliseconds() -> None:
+    assert umami.translate(UMAMI_ENGAGEMENT).events == [
+        {
+            "siteId": "w-1",
+            "eventType": "engagement",
+            "engagedMs": 42000,
+            "visitorId": "u1",
+            "userId": "u1",
+            "path": "/docs/getting-started",
+            "url": "https://example.com/docs/getting-started?ref=nav",
+            "title": "Getting started",
+            "screen": "1280x800",
+            "language": "en-US",
+            "hostname": "example.com",
+        }
+    ]
+    # Umami's bounds (route.test.ts "validates the engaged time"), and its 400 without the time
+    assert (
+        umami.translate({"type": "engagement", "payload": {"website": "w", "engagement": 5000}}).events[0]["engagedMs"]
+        == 5000
+    )
+    for value, reason in [
+        (None, "missing_field"),
+        (0, "invalid_value"),
+        (86_400_001, "invalid_value"),
+        (1.5, "wrong_type"),
+        ("5000", "wrong_type"),
+        (True, "wrong_type"),
+    ]:
+        payload = {"website": "w"} if value is None else {"website": "w", "engagement": value}
+        with pytest.raises(Rejection) as raised:
+            umami.translate({"type": "engagement", "payload": payload})
+        assert (raised.value.reason, raised.value.field) == (reason, "payload.engagement")
+
 
 def test_umami_performance_is_a_performance_event_with_its_vitals() -> None:
     assert umami.translate(UMAMI_PERFORMANCE).events == [
