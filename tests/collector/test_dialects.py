@@ -126,6 +126,24 @@ def test_segment_measures_messages_only_when_the_body_could_hold_one_too_large()
     assert len(segment.translate({"anonymousId": "a"}, "shop", "track", body_bytes=40).events) == 1
 
 
+@pytest.mark.parametrize("place", [0, 5, 10])
+def test_a_batch_finds_its_message_too_large_wherever_it_is(place: int) -> None:
+    """The messages measured bound the others only by what is left of the body: one over 32 KB is
+    found first, among, or after the small ones."""
+    small = {"type": "track", "event": "e", "anonymousId": "a", "properties": {"x": "y" * 1000}}
+    big = {**small, "properties": {"x": "y" * 33_000}}
+    batch = [small] * 10
+    batch.insert(place, big)
+    body = orjson.dumps({"batch": batch})
+    with pytest.raises(Rejection) as raised:
+        segment.translate(orjson.loads(body), "shop", "batch", len(body))
+    assert (raised.value.reason, raised.value.index) == ("message_too_large", place)
+    # and the same batch without it, over 32 KB as a body, is taken whole
+    body = orjson.dumps({"batch": [small] * 40})
+    assert len(body) > segment.MAX_MESSAGE_BYTES
+    assert len(segment.translate(orjson.loads(body), "shop", "batch", len(body)).events) == 40
+
+
 @pytest.mark.parametrize(
     ("body", "kind", "reason", "field", "index"),
     [
