@@ -120,6 +120,7 @@ def test_segment_single_endpoints_and_the_key_in_the_body(client: TestClient, db
         (None, {"batch": [{"type": "track", "event": "e"}]}, 400, "missing_field"),
         (None, {"batch": "no"}, 400, "wrong_type"),
         (None, b"{not json", 400, "malformed_json"),
+        (basic("sk_wrong"), b"{not json", 400, "malformed_json"),  # the body is judged before the key
         (
             None,
             {"batch": [{"type": "track", "event": "e", "anonymousId": "a", "timestamp": "yesterday"}]},
