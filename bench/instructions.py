@@ -1,6 +1,7 @@
 """Instructions per single-event `POST /collect`, counted by callgrind: the same number on a busy machine.
 
     .venv/bin/python bench/instructions.py [--before /path/to/older/checkout] [--rounds 20]
+    .venv/bin/python bench/instructions.py --dialects [--before /path/to/older/checkout] [--requests 160]
 
 CPU time per request moves by ±10 % here from one run to the next when other work shares the
 cores (caches, the other hyperthread); callgrind counts the instructions executed instead, which
@@ -10,6 +11,11 @@ own `.venv`: instrumentation is switched on for the measured rounds only (not th
 start-up or the warm-up), by `callgrind_control` at the harness's two `time.process_time()` calls.
 PostgreSQL's work is in its own processes and not counted; the writer's Python work is. Uses the
 scratch database of bench/ingest.py. Needs valgrind (Debian's package).
+
+`--dialects`: issue 15's comparison instead, by bench/dialects.py's harness and bodies (16 requests
+at a time, each a batch of 100 events, fresh ids): instructions per `/collect` batch, per `/collect`
+batch from a server source, and per Segment `/v1/batch` of the same events, each in a process of
+its own, and their ratios (the target: /v1/batch at most 1.3 times /collect).
 """
 
 from __future__ import annotations
@@ -58,12 +64,75 @@ def inner(checkout: Path, rounds: int) -> None:
     print(f"requests {rounds * harness.CONCURRENCY}")
 
 
-def count(checkout: Path, rounds: int) -> float:
-    """Instructions per request in `checkout` (with its own .venv)."""
+DIALECT_KINDS = ("/collect", "/collect server", "/v1/batch")
+
+
+def inner_dialects(checkout: Path, kind: str, requests: int) -> None:
+    """In the checkout's own Python, under callgrind: bench/dialects.py's harness for one kind of
+    request, instrumented between its two `time.process_time()` calls (after the warm-up)."""
+    import asyncio
+    import base64
+    import time
+
+    sys.path.insert(0, str(checkout / "bench"))
+    import dialects as harness
+    import psycopg
+    from ingest import scratch_database
+
+    url = scratch_database()
+    os.environ["DATABASE_URL"] = url
+    os.environ["SLUICE_ETL_SCHEDULE"] = "off"
+    os.environ["SLUICE_INGEST_TOKENS"] = "bench-token"
+    from sluice.app import create_app
+    from sluice.collector import sites
+
+    with psycopg.connect(url, autocommit=True, options="-c search_path=sluice,public") as conn:
+        made = sites.add(conn, "bench", None, [])
+        assert made is not None
+    path, make, headers, status = {
+        "/collect": ("/collect", harness.collect_body, [], 202),
+        "/collect server": (
+            "/collect",
+            lambda: harness.collect_body(server=True),
+            [(b"authorization", b"Bearer bench-token")],
+            202,
+        ),
+        "/v1/batch": (
+            "/v1/batch",
+            harness.segment_body,
+            [(b"authorization", b"Basic " + base64.b64encode(made[1].encode() + b":"))],
+            200,
+        ),
+    }[kind]
+
+    class Switch:  # as in inner(): the harness's two process_time() calls bracket the measured requests
+        calls = 0
+
+        def process_time(self) -> float:
+            Switch.calls += 1
+            state = "on" if Switch.calls == 1 else "off"
+            subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], capture_output=True, check=False)
+            time.sleep(0.5)
+            return 0.0
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(time, name)
+
+    harness.time = Switch()
+    bodies = [make() for _ in range(requests + harness.CONCURRENCY)]
+    asyncio.run(harness.measure(create_app(), path, bodies, headers, status))
+    print(f"requests {requests}")
+
+
+def count(checkout: Path, rounds: int, dialect: str | None = None) -> float:
+    """Instructions per request in `checkout` (with its own .venv): a single-event /collect, or
+    with `dialect` (one of DIALECT_KINDS) a batch of 100 of that kind, `rounds` requests of it."""
     with tempfile.TemporaryDirectory(prefix="sluice-callgrind-") as tmp:
         out = Path(tmp) / "callgrind.out"
         command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
         command += [str(checkout / ".venv" / "bin" / "python"), __file__, "--inner", str(checkout), str(rounds)]
+        if dialect is not None:
+            command += [dialect]
         run = subprocess.run(command, cwd=checkout, capture_output=True, text=True, check=True)
     found = re.search(r"I\s+refs:\s+([\d,]+)", run.stderr)
     requests = re.search(r"requests (\d+)", run.stdout)
@@ -76,10 +145,18 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--inner":
         inner(Path(sys.argv[2]), int(sys.argv[3]))
         return
+    if len(sys.argv) == 5 and sys.argv[1] == "--inner":
+        inner_dialects(Path(sys.argv[2]), sys.argv[4], int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", type=Path, help="an older checkout with its own .venv, measured first")
     parser.add_argument("--rounds", type=int, default=20, help="rounds of 64 requests (default 20)")
+    parser.add_argument("--dialects", action="store_true", help="issue 15: batches of 100, Segment vs /collect")
+    parser.add_argument("--requests", type=int, default=160, help="with --dialects: requests of each kind (160)")
     args = parser.parse_args()
+    if args.dialects:
+        dialects(args.before.resolve() if args.before else None, args.requests)
+        return
     before = count(args.before.resolve(), args.rounds) if args.before else None
     this = count(REPO, args.rounds)
     if before is not None:
@@ -87,6 +164,19 @@ def main() -> None:
     print(f"this checkout: {this:,.0f} instructions per single-event request")
     if before is not None:
         print(f"this / before: {this / before:.3f}")
+
+
+def dialects(before: Path | None, requests: int) -> None:
+    """Instructions per batch of 100 of each kind, and /v1/batch's ratios, in each checkout."""
+    for name, checkout in ((f"before ({before})", before), ("this checkout", REPO)):
+        if checkout is None:
+            continue
+        counts = {kind: count(checkout, requests, kind) for kind in DIALECT_KINDS}
+        print(f"{name}: instructions per request, batch of 100 events")
+        for kind, each in counts.items():
+            print(f"  {kind:<16} {each:12,.0f}")
+        for kind in DIALECT_KINDS[:2]:
+            print(f"  /v1/batch over {kind:<16} {counts['/v1/batch'] / counts[kind]:.3f}; target <= 1.30")
 
 
 if __name__ == "__main__":

@@ -51,18 +51,18 @@ def write_key_of(doc: Any) -> str | None:
 
 def translate(doc: Any, site_id: str, kind: str, body_bytes: int = MAX_BATCH_BYTES) -> Translated:
     """`kind` is the endpoint's type (`/v1/track` -> "track"), or "batch". `body_bytes`: the size
-    of the body `doc` was read from; a body of at most MAX_MESSAGE_BYTES holds no message over
-    the limit, so its messages are not measured one by one.
+    of the body `doc` was read from, which bounds what its messages can weigh (below).
 
     Each message's end user (its context.ip and context.userAgent) is read here, where the
     message is, into `Translated.users` (a request with a write key is a server source): the
     events leave with `context` as sources.take_contexts would leave it."""
     if not isinstance(doc, dict):
         raise Rejection("malformed_json", "the body must be a JSON object")
-    measure = body_bytes > MAX_MESSAGE_BYTES
     seen: dict[tuple[Any, Any], EndUser] = {}
+    users: list[EndUser] = []
     if kind != "batch":
-        return Translated([_message(doc, site_id, kind, measure)], doc.get("sentAt"), [_user(doc, seen)])
+        event = _message(doc, site_id, kind, body_bytes > MAX_MESSAGE_BYTES, seen, users)
+        return Translated([event], doc.get("sentAt"), users)
     batch = doc.get("batch")
     if batch is None:
         raise Rejection("missing_field", "batch is required", field="batch")
@@ -70,52 +70,56 @@ def translate(doc: Any, site_id: str, kind: str, body_bytes: int = MAX_BATCH_BYT
         raise Rejection("wrong_type", "batch must be an array", field="batch")
     if not batch:
         raise Rejection("missing_field", "the batch holds no messages", field="batch")
-    events = []
-    users = []
+    # Segment's 32 KB is per message, and a message's size is that of its JSON, serialised again
+    # (orjson does not say where in the body a message was). The messages' texts share the body,
+    # so what is left of it once some are measured bounds each of the others: once that is at
+    # most 32 KB, no message further on can be over the limit, and the rest are not serialised
+    # (a body of at most 32 KB measures none).
+    unmeasured = body_bytes
+    events: list[dict[str, Any]] = []
+    append = events.append
     for index, message in enumerate(batch):
         if not isinstance(message, dict):
             raise Rejection("wrong_type", "a message must be a JSON object").at(index)
         try:
-            events.append(_message(message, site_id, message.get("type"), measure))
+            if unmeasured > MAX_MESSAGE_BYTES:
+                unmeasured -= _measured(message)
+            append(_message(message, site_id, message.get("type"), False, seen, users))
         except Rejection as rejection:
             raise rejection.at(index) from None
-        users.append(_user(message, seen))
     sent_at = doc.get("sentAt")
     if sent_at is None:
         sent_at = batch[0].get("sentAt")
     return Translated(events, sent_at, users)
 
 
-def _user(message: dict[str, Any], seen: dict[tuple[Any, Any], EndUser]) -> EndUser:
-    """The message's end user (its context was checked to be an object, or absent, by _message).
-    A batch names the same few end users again and again: each (ip, userAgent) is read once."""
-    context = message.get("context")
-    if not context:
-        return _NOBODY
-    key = (context.get("ip"), context.get("userAgent"))
-    try:
-        user = seen.get(key)
-    except TypeError:  # an unhashable value (a list, an object): not an address or an agent
-        return _NOBODY
-    if user is None:
-        user = seen[key] = end_user(*key)
-    return user
+def _measured(message: dict[str, Any]) -> int:
+    """The size of the message's JSON; a Rejection when it is over Segment's 32 KB."""
+    size = len(_dumps(message))
+    if size > MAX_MESSAGE_BYTES:
+        raise Rejection("message_too_large", f"the message is {size} bytes; the limit is {MAX_MESSAGE_BYTES}")
+    return size
 
 
 _NOBODY = EndUser(None, None)
-
-
 _PAGE_FIELDS = ("url", "path", "referrer", "title")
 _dumps = orjson.dumps
 
 
-def _message(message: dict[str, Any], site_id: str, kind: Any, measure: bool) -> dict[str, Any]:
-    """One message as an event. This runs for every message of a batch: the common cases (strings
-    where strings belong, objects where objects do) take the direct way, the rest `text`/`obj`."""
+def _message(
+    message: dict[str, Any],
+    site_id: str,
+    kind: Any,
+    measure: bool,
+    seen: dict[tuple[Any, Any], EndUser],
+    users: list[EndUser],
+) -> dict[str, Any]:
+    """One message as an event; its end user joins `users` (`seen`: those of the batch so far, each
+    (ip, userAgent) read once, since a batch names the same few again and again). This runs for
+    every message of a batch: the common cases (strings where strings belong, objects where
+    objects do) take the direct way, the rest `text`/`obj`."""
     if measure:
-        size = len(_dumps(message))
-        if size > MAX_MESSAGE_BYTES:
-            raise Rejection("message_too_large", f"the message is {size} bytes; the limit is {MAX_MESSAGE_BYTES}")
+        _measured(message)
     if kind not in TYPES:
         shown = kind[:40] if isinstance(kind, str) else kind
         raise Rejection("invalid_value", f"type {shown!r} is not one of {', '.join(sorted(TYPES))}", field="type")
@@ -187,5 +191,17 @@ def _message(message: dict[str, Any], site_id: str, kind: Any, measure: bool) ->
                 params[name] = value
         if params:
             event["attribution"] = {"utmParams": params}
-    event["context"] = SERVER_CONTEXT  # (its end user: _user)
+    event["context"] = SERVER_CONTEXT  # (its end user: below)
+    if context:
+        key = (context.get("ip"), context.get("userAgent"))
+        try:
+            user = seen.get(key)
+        except TypeError:  # an unhashable value (a list, an object): not an address or an agent
+            user = _NOBODY
+        else:
+            if user is None:
+                user = seen[key] = end_user(*key)
+        users.append(user)
+    else:
+        users.append(_NOBODY)
     return event

@@ -1,7 +1,7 @@
 """Umami's collection API, `POST /api/send` (its tracker script, and its node client).
 
-`{"type": "event" | "identify" | "performance" | "error", "payload": {...}}`; `payload.website`
-names the site. An event with a `name` is a custom event (`data` -> props), one without a
+`{"type": "event" | "identify" | "performance" | "engagement" | "error", "payload": {...}}`;
+`payload.website` names the site. An event with a `name` is a custom event (`data` -> props), one without a
 pageview; `url` (a path, or the whole URL as the tracker sends it) and `hostname` make the page's
 URL; `id` (Umami's distinct id) -> visitorId and userId; `timestamp` (Unix seconds) -> timestamp;
 `ip` and `userAgent` -> `context` (believed only from an authenticated source, dropped either way);
@@ -12,6 +12,12 @@ The tracker's two other kinds (src/tracker/index.ts and errors.ts in Umami's sou
   eventType `performance` with `vitals`: `lcp`, `inp`, `fcp`, `ttfb` (milliseconds, 0 to 60,000)
   and `cls` (unitless, 0 to 100), the limits Umami's own schema sets; its `duration` (ms on the
   page) -> `pageDurationMs`.
+- `engagement` (the time the visitor was engaged with the page being left): Umami's
+  `/api/send` schema (src/app/api/send/request-schema.ts) takes `payload.engagement`, whole
+  milliseconds from 1 to 86,400,000, required for this type (its route saves it as the engaged
+  time of that page and visit, and answers 400 without it) -> eventType `engagement` with
+  `engagedMs`; the page's `url` and `hostname` as for any event. Sluice has no engagement column:
+  the event is in the log and in `hourly_event_stats` under its type, as a `performance` is.
 - `error` (`data-errors="true"`: uncaught exceptions, rejections, `umami.captureException`) ->
   eventType `error` with `error`: `name` (1-200 characters), `message` (<= 2,000), `stack`
   (<= 16,000), `handled`, `release`, `environment`, `tags`, `fingerprint`, checked as Umami's schema
@@ -28,10 +34,11 @@ from typing import Any
 from sluice.collector.dialects.shared import Translated, end_user, event_id, obj, set_if, text
 from sluice.collector.rejections import Rejection
 
-TYPES = frozenset({"event", "identify", "performance", "error"})
+TYPES = frozenset({"event", "identify", "performance", "engagement", "error"})
 # Umami's schema: web vitals in milliseconds up to a minute; CLS a score up to 100
 VITALS = {"lcp": 60000.0, "inp": 60000.0, "cls": 100.0, "fcp": 60000.0, "ttfb": 60000.0}
 MAX_PAGE_DURATION_MS = 86_400_000
+MAX_ENGAGED_MS = 86_400_000  # Umami's bound on `engagement` (a day)
 # the error's fields: (name, longest) of its strings, as Umami's errorPayloadSchema bounds them
 _ERROR_TEXTS = (("stack", 16000), ("release", 100), ("environment", 50))
 MAX_ERROR_TAGS = 20
@@ -56,6 +63,9 @@ def translate(doc: Any) -> Translated:
     elif kind == "performance":
         event["eventType"] = "performance"
         _performance(payload, event)
+    elif kind == "engagement":
+        event["eventType"] = "engagement"
+        event["engagedMs"] = _engaged_ms(payload)
     elif kind == "error":
         event["eventType"] = "error"
         _error(payload, event)
@@ -115,6 +125,21 @@ def _performance(payload: dict[str, Any], event: dict[str, Any]) -> None:
     if vitals:
         event["vitals"] = vitals
     set_if(event, "pageDurationMs", _number(payload, "duration", MAX_PAGE_DURATION_MS))
+
+
+def _engaged_ms(payload: dict[str, Any]) -> int:
+    """`payload.engagement` as Umami's schema takes it: a whole number of milliseconds, 1 to a day."""
+    value = payload.get("engagement")
+    field = "payload.engagement"
+    if value is None:
+        raise Rejection("missing_field", f"{field} (milliseconds engaged) is required for an engagement", field=field)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 5000.0: JSON has one number type, and Umami's schema takes it
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise Rejection("wrong_type", f"{field} must be a whole number of milliseconds", field=field)
+    if not 1 <= value <= MAX_ENGAGED_MS:
+        raise Rejection("invalid_value", f"{field} must be between 1 and {MAX_ENGAGED_MS:,} ms", field=field)
+    return value
 
 
 def _bounded_text(payload: dict[str, Any], name: str, longest: int, *, required: bool = False) -> str | None:

@@ -166,6 +166,37 @@ def test_origins_are_remembered_within_a_day_only() -> None:
     assert salts.asked == [day1, day2]
 
 
+def test_end_users_are_remembered_within_a_day_only() -> None:
+    """A server source's end users, by the address's text: parsed, hashed and placed once a day
+    (the salt asked for once), and again with the next day's salt, whichever lookup sees that day first."""
+
+    class FakeSalts(DailySalts):
+        def __init__(self) -> None:
+            self.asked: list[date] = []
+
+        async def get(self, day: date) -> bytes:
+            self.asked.append(day)
+            return day.isoformat().encode()
+
+    salts = FakeSalts()
+    origins = Origins(LOOPBACK, salts, Countries())
+    day1, day2 = date(2026, 5, 4), date(2026, 5, 5)
+
+    async def look_up() -> list[Origin]:
+        found = [await origins.of_end_user("8.8.8.8", day) for day in (day1, day1)]
+        found.append(await origins.of_end_user("not an address", day1))
+        await origins.resolve("127.0.0.1", Headers({}), day2)  # a /collect request opens day 2
+        found.append(await origins.of_end_user("8.8.8.8", day2))
+        found.append(await origins.of_end_user("", day2))
+        return found
+
+    first, again, unparseable, next_day, nobody = asyncio.run(look_up())
+    assert first == again == (ip_hash(day1.isoformat().encode(), ipaddress.ip_address("8.8.8.8")), Place("US"))
+    assert unparseable == nobody == (None, Place(None))
+    assert next_day == (ip_hash(day2.isoformat().encode(), ipaddress.ip_address("8.8.8.8")), Place("US"))
+    assert salts.asked == [day1, day2, day2]
+
+
 @pytest.mark.parametrize(
     ("written", "parsed"),
     [("198.51.100.1:4711", "198.51.100.1"), ("[2001:db8::1]:4711", "2001:db8::1"), (" 2001:db8::1 ", "2001:db8::1")],

@@ -120,6 +120,7 @@ def test_segment_single_endpoints_and_the_key_in_the_body(client: TestClient, db
         (None, {"batch": [{"type": "track", "event": "e"}]}, 400, "missing_field"),
         (None, {"batch": "no"}, 400, "wrong_type"),
         (None, b"{not json", 400, "malformed_json"),
+        (basic("sk_wrong"), b"{not json", 400, "malformed_json"),  # the body is judged before the key
         (
             None,
             {"batch": [{"type": "track", "event": "e", "anonymousId": "a", "timestamp": "yesterday"}]},
@@ -280,6 +281,32 @@ def test_umami_performance_and_error_reach_the_log_as_the_tracker_sends_them(
     refused = client.post("/api/send", json=nameless, headers=headers)
     assert (refused.status_code, refused.json()["field"]) == (400, "payload.name")
     assert count(db) == 2
+
+
+def test_umami_engagement_reaches_the_log_as_the_tracker_sends_it(client: TestClient, db: psycopg.Connection) -> None:
+    """Umami's `engagement` (the time engaged on the page being left) was refused with 422."""
+    from test_dialects import UMAMI_ENGAGEMENT
+
+    headers = {"Content-Type": "application/json", "x-umami-website-id": "shop", "User-Agent": CHROME}
+    engagement = {**UMAMI_ENGAGEMENT, "payload": {**UMAMI_ENGAGEMENT["payload"], "website": "shop"}}  # type: ignore[dict-item]
+    answer = client.post("/api/send", content=orjson.dumps(engagement), headers=headers)
+    assert (answer.status_code, answer.json()) == (200, {"ok": True})
+    rows = db.execute("select event_type, visitor_id, user_id, user_agent, payload from events").fetchall()
+    assert [row[:4] for row in rows] == [("engagement", "u1", "u1", CHROME)]
+    payload = rows[0][4]
+    assert (payload["engagedMs"], payload["path"]) == (42000, "/docs/getting-started")
+    # without the time, or past Umami's day: 4xx and nothing more stored
+    timeless = {"type": "engagement", "payload": {"website": "shop", "url": "/"}}
+    refused = client.post("/api/send", json=timeless, headers=headers)
+    assert (refused.status_code, refused.json()["error"], refused.json()["field"]) == (
+        400,
+        "missing_field",
+        "payload.engagement",
+    )
+    too_long = {"type": "engagement", "payload": {"website": "shop", "engagement": 86_400_001}}
+    refused = client.post("/api/send", json=too_long, headers=headers)
+    assert (refused.status_code, refused.json()["error"]) == (422, "invalid_value")
+    assert count(db) == 1
 
 
 def test_plausible_and_umami_custom_events_reach_the_custom_event_tables(

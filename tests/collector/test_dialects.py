@@ -126,6 +126,24 @@ def test_segment_measures_messages_only_when_the_body_could_hold_one_too_large()
     assert len(segment.translate({"anonymousId": "a"}, "shop", "track", body_bytes=40).events) == 1
 
 
+@pytest.mark.parametrize("place", [0, 5, 10])
+def test_a_batch_finds_its_message_too_large_wherever_it_is(place: int) -> None:
+    """The messages measured bound the others only by what is left of the body: one over 32 KB is
+    found first, among, or after the small ones."""
+    small = {"type": "track", "event": "e", "anonymousId": "a", "properties": {"x": "y" * 1000}}
+    big = {**small, "properties": {"x": "y" * 33_000}}
+    batch = [small] * 10
+    batch.insert(place, big)
+    body = orjson.dumps({"batch": batch})
+    with pytest.raises(Rejection) as raised:
+        segment.translate(orjson.loads(body), "shop", "batch", len(body))
+    assert (raised.value.reason, raised.value.index) == ("message_too_large", place)
+    # and the same batch without it, over 32 KB as a body, is taken whole
+    body = orjson.dumps({"batch": [small] * 40})
+    assert len(body) > segment.MAX_MESSAGE_BYTES
+    assert len(segment.translate(orjson.loads(body), "shop", "batch", len(body)).events) == 40
+
+
 @pytest.mark.parametrize(
     ("body", "kind", "reason", "field", "index"),
     [
@@ -350,6 +368,58 @@ UMAMI_ERROR = {
         "tags": {"area": "checkout"},
     },
 }
+
+# Umami's engagement: the tracker's payload with the milliseconds engaged on the page being left
+# (src/app/api/send/request-schema.ts and route.test.ts: `engagement`, an integer, 1 to 86,400,000)
+UMAMI_ENGAGEMENT = {
+    "type": "engagement",
+    "payload": {
+        "website": "w-1",
+        "screen": "1280x800",
+        "language": "en-US",
+        "title": "Getting started",
+        "hostname": "example.com",
+        "url": "/docs/getting-started?ref=nav",
+        "referrer": "",
+        "id": "u1",
+        "engagement": 42000,
+    },
+}
+
+
+def test_umami_engagement_is_an_engagement_event_with_its_milliseconds() -> None:
+    assert umami.translate(UMAMI_ENGAGEMENT).events == [
+        {
+            "siteId": "w-1",
+            "eventType": "engagement",
+            "engagedMs": 42000,
+            "visitorId": "u1",
+            "userId": "u1",
+            "path": "/docs/getting-started",
+            "url": "https://example.com/docs/getting-started?ref=nav",
+            "title": "Getting started",
+            "screen": "1280x800",
+            "language": "en-US",
+            "hostname": "example.com",
+        }
+    ]
+    # Umami's bounds (route.test.ts "validates the engaged time"), and its 400 without the time
+    assert (
+        umami.translate({"type": "engagement", "payload": {"website": "w", "engagement": 5000}}).events[0]["engagedMs"]
+        == 5000
+    )
+    for value, reason in [
+        (None, "missing_field"),
+        (0, "invalid_value"),
+        (86_400_001, "invalid_value"),
+        (1.5, "wrong_type"),
+        ("5000", "wrong_type"),
+        (True, "wrong_type"),
+    ]:
+        payload = {"website": "w"} if value is None else {"website": "w", "engagement": value}
+        with pytest.raises(Rejection) as raised:
+            umami.translate({"type": "engagement", "payload": payload})
+        assert (raised.value.reason, raised.value.field) == (reason, "payload.engagement")
 
 
 def test_umami_performance_is_a_performance_event_with_its_vitals() -> None:
