@@ -190,6 +190,37 @@ def _sketch_union(table: str, where: str, visitors: bool) -> str:
     return f"select {_UNION} as visitors from {table} where {where}" if visitors else "select null::bigint as visitors"
 
 
+def _whole_months(period: Period) -> tuple[date, date] | None:
+    """The first days of the first and the last UTC month the period covers whole, or None."""
+    first, after = period.first_day, period.last_day + timedelta(days=1)
+    start = first if first.day == 1 else (first.replace(day=1) + timedelta(days=32)).replace(day=1)
+    last = (after.replace(day=1) - timedelta(days=1)).replace(day=1)
+    return (start, last) if start <= last else None
+
+
+def _period_sketches(daily_table: str, dimension: str, period: Period, values: str = "") -> tuple[str, dict[str, Any]]:
+    """A subquery of the (value, visitor_sketch) rows whose union is each value's distinct visitors
+    over the period, and its parameters: the daily table's rows of the period's days (`dimension`:
+    SQL, `values`: an `and ...` condition on `value`), but for each whole month of the period that
+    monthly_breakdown_sketches holds (the closed ones), its one row instead of the month's days. A
+    union of unions is the same sketch, so this answers as the days would."""
+    days = f"site_id = %(site)s and dimension = {dimension} and day >= %(first)s and day <= %(last)s {values}"
+    months = _whole_months(period)
+    if months is None:
+        return f"select value, visitor_sketch from {daily_table} where {days}", {}
+    in_months = f"site_id = %(site)s and dimension = {dimension} and month >= %(whole_from)s and month <= %(whole_to)s"
+    query = f"""
+        select value, visitor_sketch from monthly_breakdown_sketches where {in_months} {values}
+        union all
+        select value, visitor_sketch from {daily_table}
+        where {days}
+          and date_trunc('month', day)::date not in (
+              select distinct month from monthly_breakdown_sketches where {in_months}
+          )
+    """
+    return query, {"whole_from": months[0], "whole_to": months[1]}
+
+
 async def totals(
     conn: AsyncConnection[Any], site: str, period: Period, filter_: Filter | None = None, *, visitors: bool = True
 ) -> Row:
@@ -527,12 +558,14 @@ async def _value_rows(
     # sessions (3x faster at 10M events, bench/README.md "Reports"); exact up to ~1,280 visitors.
     visitors = _SKETCHED_VISITORS if await uses_sketches(conn) else "count(distinct s.visitor_key)"
     if order == "visitors" and await _from_daily_tables(conn, period, filter_):
-        return await _value_rows_by_visitors(conn, params, limit, offset)
+        return await _value_rows_by_visitors(conn, period, params, limit, offset)
     if await _from_daily_tables(conn, period, filter_):
         # Ranked by visitors, every value's sketches are unioned; else the values are ranked by their
         # sums first and only the page's values' sketches are read.
         page = "" if order == "visitors" else "{ordering}"
         sketched = "" if order == "visitors" else "and value in (select value from s)"
+        sketches, more = _period_sketches("daily_breakdown_sketches", "%(dimension)s", period, sketched)
+        params.update(more)
         query: sql.Composed | sql.SQL = sql.SQL(
             f"""
             with s as (
@@ -545,8 +578,7 @@ async def _value_rows(
 
             k as (
                 select value, {_UNION} as visitors
-                from daily_breakdown_sketches
-                where {in_range} {sketched}
+                from ({sketches}) as period_sketches
                 group by value
             ),
 
@@ -597,7 +629,7 @@ _BATCH = 4
 
 
 async def _value_rows_by_visitors(
-    conn: AsyncConnection[Any], params: dict[str, Any], limit: int, offset: int
+    conn: AsyncConnection[Any], period: Period, params: dict[str, Any], limit: int, offset: int
 ) -> list[Row]:
     """_value_rows from the daily tables ranked by visitors, without unioning every value's sketches
     (`path` over 30 days: 200 values x 30 days). Each value's sum of daily visitors bounds its
@@ -628,13 +660,15 @@ async def _value_rows_by_visitors(
         several = [r["value"] for r in batch if r["day_rows"] > 1]
         unions: dict[str, int] = {}
         if several:
+            sketches, more = _period_sketches(
+                "daily_breakdown_sketches", "%(dimension)s", period, "and value = any(%(values)s)"
+            )
             found = await _all(
                 conn,
                 f"""select value, {_UNION} as visitors
-                    from daily_breakdown_sketches
-                    where {in_range} and value = any(%(values)s)
+                    from ({sketches}) as period_sketches
                     group by value""",
-                params | {"values": several},
+                params | more | {"values": several},
             )
             unions = {r["value"]: r["visitors"] for r in found}
         for r in batch:
@@ -668,7 +702,7 @@ async def _click_rows(
     `clicks`, whose (site_id, occurred_at) index holds the period's clicks."""
     params = _params(site, period, filter_, limit=limit, offset=offset)
     if await _from_daily_tables(conn, period, filter_):
-        return await _daily_click_rows(conn, params | {"dimension": dimension}, order)
+        return await _daily_click_rows(conn, period, params | {"dimension": dimension}, order)
     join = (
         sql.SQL("inner join sessions as s on s.site_id = c.site_id and s.session_key = c.session_key")
         if filter_
@@ -716,12 +750,19 @@ async def _click_rows(
     return [r for r in rows if r["value"] is not None], int(rows[0]["total"])
 
 
-async def _daily_click_rows(conn: AsyncConnection[Any], params: dict[str, Any], order: str) -> tuple[list[Row], int]:
+async def _daily_click_rows(
+    conn: AsyncConnection[Any], period: Period, params: dict[str, Any], order: str
+) -> tuple[list[Row], int]:
     """_click_rows from daily_click_breakdown: ranked by clicks, the values are ranked by their sums
     first and only the page's values' sketches are read; ranked by visitors, every value's are."""
     in_range = "site_id = %(site)s and day >= %(first)s and day <= %(last)s"
     ordering = sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order))
     by_clicks = order == "clicks"
+    values = "and value in (select value from s)" if by_clicks else ""
+    sketches, more = _period_sketches("daily_click_breakdown", "%(dimension)s", period, values)
+    every_click, _ = _period_sketches("daily_click_breakdown", "'all'", period)
+    every_union = f"select {_UNION} as visitors from ({every_click}) as every_click"
+    params = params | more
     query = sql.SQL(
         f"""
         with s as (
@@ -734,8 +775,7 @@ async def _daily_click_rows(conn: AsyncConnection[Any], params: dict[str, Any], 
 
         k as (
             select value, {_UNION} as visitors
-            from daily_click_breakdown
-            where {in_range} and dimension = %(dimension)s {{sketched}}
+            from ({sketches}) as period_sketches
             group by value
         ),
 
@@ -749,12 +789,19 @@ async def _daily_click_rows(conn: AsyncConnection[Any], params: dict[str, Any], 
             {{final_ordering}}
         ),
 
-        total as (
-            select coalesce(sum(clicks), 0)::bigint as clicks,
-                   (case when count(*) = 1 then sum(visitors)::bigint
-                         else coalesce({_UNION if not by_clicks else "0"}, 0) end) as visitors
+        total_sums as (
+            select coalesce(sum(clicks), 0)::bigint as clicks, {_DAY_ROWS}
             from daily_click_breakdown
             where {in_range} and dimension = 'all'
+        ),
+
+        total_union as (
+            {every_union if not by_clicks else "select 0 as visitors"}
+        ),
+
+        total as (
+            select t.clicks, (case when t.day_rows = 1 then t.day_visitors else coalesce(u.visitors, 0) end) as visitors
+            from total_sums as t cross join total_union as u
         )
 
         -- (one row even when the page is empty: it carries the total)
@@ -765,7 +812,6 @@ async def _daily_click_rows(conn: AsyncConnection[Any], params: dict[str, Any], 
         """
     ).format(
         page=ordering if by_clicks else sql.SQL(""),
-        sketched=sql.SQL("and value in (select value from s)") if by_clicks else sql.SQL(""),
         final_ordering=sql.SQL("") if by_clicks else ordering,
         order=sql.Identifier(order),
     )

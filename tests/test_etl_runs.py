@@ -109,6 +109,28 @@ def assert_sketches_hold_the_visitors(db: psycopg.Connection) -> None:
            where (counted.clicks, counted.visitors) is distinct from (b.clicks, b.visitors)""",
     )
     assert recount == []
+    # monthly_breakdown_sketches: a row for every value of a closed month of the two daily sketch
+    # tables (none for the current month), holding the union of that value's days
+    months = rows(
+        db,
+        """with daily as (
+               select site_id, dimension, day, value, visitor_sketch from daily_breakdown_sketches
+               union all
+               select site_id, dimension, day, value, visitor_sketch from daily_click_breakdown
+           ),
+           unioned as (
+               select site_id, dimension, date_trunc('month', day)::date as month, value,
+                      hll_union_agg(visitor_sketch::hll) as sketch
+               from daily
+               where day < date_trunc('month', now() at time zone 'UTC')::date
+               group by 1, 2, 3, 4
+           )
+           select * from unioned as u
+           full join monthly_breakdown_sketches as m using (site_id, dimension, month, value)
+           where m.visitor_sketch is null or u.sketch is null
+              or hll_cardinality(m.visitor_sketch::hll) <> hll_cardinality(u.sketch)""",
+    )
+    assert months == []
 
 
 def test_running_twice_adds_nothing(db: psycopg.Connection, settings: Settings) -> None:
