@@ -209,14 +209,19 @@ def _period_sketches(daily_table: str, dimension: str, period: Period, values: s
     if months is None:
         return f"select value, visitor_sketch from {daily_table} where {days}", {}
     in_months = f"site_id = %(site)s and dimension = {dimension} and month >= %(whole_from)s and month <= %(whole_to)s"
+    # (the days left as an array, computed once: `day = any(...)` is then a condition of the index
+    # scan, so the covered days' rows, wide with their sketches, are never fetched)
     query = f"""
         select value, visitor_sketch from monthly_breakdown_sketches where {in_months} {values}
         union all
         select value, visitor_sketch from {daily_table}
         where {days}
-          and date_trunc('month', day)::date not in (
-              select distinct month from monthly_breakdown_sketches where {in_months}
-          )
+          and day = any(array(
+              select d::date from generate_series(%(first)s::date, %(last)s::date, '1 day') as d
+              where date_trunc('month', d)::date not in (
+                  select distinct month from monthly_breakdown_sketches where {in_months}
+              )
+          ))
     """
     return query, {"whole_from": months[0], "whole_to": months[1]}
 
