@@ -8,7 +8,9 @@ plain dicts and lists ready for JSON. They never write.
 Where the numbers come from:
 - unfiltered, whole-day periods: `daily_metrics` and `daily_breakdown`, one index range each; the
   distinct visitors of several days from the union of the rows' visitor sketches (postgresql-hll,
-  migration 0013), or, in a database without the extension, counted exactly from `sessions`;
+  migration 0013), or, in a database without the extension, counted exactly from `sessions`; a
+  breakdown's closed months that the period covers whole from `monthly_breakdown_sketches`
+  (migration 0048: one sketch per value and month instead of its days, the same union);
 - unfiltered, the `24h` period (whole hours, not whole days) and hourly points: `hourly_metrics`
   (migration 0026; visitors of several hours from the union of its sketches), with postgresql-hll;
 - filtered summaries and series over whole days (days, weeks, months), with postgresql-hll: the
