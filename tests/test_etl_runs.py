@@ -455,6 +455,22 @@ def test_a_bulk_batch_loads_the_tables_it_outweighs_as_a_rebuild_and_equals_one(
     assert_a_rebuild_gives_the_same_tables(db, settings)
 
 
+def test_a_backfill_that_rewrites_a_click_of_a_closed_month_unions_that_month_again(
+    db: psycopg.Connection, settings: Settings
+) -> None:
+    """A session of February 28 clicks after midnight: the click's day (March 1) is recomputed by
+    daily_click_breakdown though the batch's touched days are February's only, so the month of
+    the click is unioned again too, in a backfill as in an incremental run."""
+    insert(db, [event(at_="2026-02-28 23:50", session="sA"), event("click", at_="2026-03-01 00:05", session="sA")])
+    pipeline.run(settings)
+    late = event("click", at_="2026-03-01 00:10", session="sA", visitor="v1", target="https://out.org/")
+    insert(db, [late])
+    pipeline.backfill(settings, date(2026, 2, 28), date(2026, 2, 28))
+    march = "select dimension, value from monthly_breakdown_sketches where month = '2026-03-01' order by 1, 2"
+    assert [r["value"] for r in rows(db, march) if r["dimension"] == "target_domain"] == ["(none)", "out.org"]
+    assert_a_rebuild_gives_the_same_tables(db, settings)
+
+
 def test_a_touched_day_without_breakdown_rows_is_recounted_whole(db: psycopg.Connection, settings: Settings) -> None:
     insert(db, [event(at_="2026-03-01 10:00", url="https://ex.com/a"), event(at_="2026-03-01 11:00", visitor="v2")])
     pipeline.run(settings)
