@@ -200,23 +200,24 @@ def _whole_months(period: Period) -> tuple[date, date] | None:
     return (start, last) if start <= last else None
 
 
-def _period_sketches(daily_table: str, dimension: str, period: Period, values: str = "") -> tuple[str, dict[str, Any]]:
-    """A subquery of the (value, visitor_sketch) rows whose union is each value's distinct visitors
-    over the period, and its parameters: the daily table's rows of the period's days (`dimension`:
-    SQL, `values`: an `and ...` condition on `value`), but for each whole month of the period that
-    monthly_breakdown_sketches holds (the closed ones), its one row instead of the month's days. A
-    union of unions is the same sketch, so this answers as the days would."""
+def _period_rows(
+    daily_table: str, columns: str, dimension: str, period: Period, values: str = "", month_columns: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """A subquery of the rows of `columns` over the period: the daily table's rows of the period's
+    days (`dimension`: SQL, `values`: an `and ...` condition on `value`), but for each whole month of
+    the period that monthly_breakdown_sketches holds (the closed ones), its one row instead of the
+    month's days (`month_columns`: the same columns there, if named otherwise)."""
     days = f"site_id = %(site)s and dimension = {dimension} and day >= %(first)s and day <= %(last)s {values}"
     months = _whole_months(period)
     if months is None:
-        return f"select value, visitor_sketch from {daily_table} where {days}", {}
+        return f"select {columns} from {daily_table} where {days}", {}
     in_months = f"site_id = %(site)s and dimension = {dimension} and month >= %(whole_from)s and month <= %(whole_to)s"
     # (the days left as an array, computed once: `day = any(...)` is then a condition of the index
     # scan, so the covered days' rows, wide with their sketches, are never fetched)
     query = f"""
-        select value, visitor_sketch from monthly_breakdown_sketches where {in_months} {values}
+        select {month_columns or columns} from monthly_breakdown_sketches where {in_months} {values}
         union all
-        select value, visitor_sketch from {daily_table}
+        select {columns} from {daily_table}
         where {days}
           and day = any(array(
               select d::date from generate_series(%(first)s::date, %(last)s::date, '1 day') as d
@@ -226,6 +227,31 @@ def _period_sketches(daily_table: str, dimension: str, period: Period, values: s
           ))
     """
     return query, {"whole_from": months[0], "whole_to": months[1]}
+
+
+def _period_sketches(daily_table: str, dimension: str, period: Period, values: str = "") -> tuple[str, dict[str, Any]]:
+    """A subquery of the (value, visitor_sketch) rows whose union is each value's distinct visitors
+    over the period (_period_rows). A union of unions is the same sketch, so this answers as the
+    days would."""
+    return _period_rows(daily_table, "value, visitor_sketch", dimension, period, values)
+
+
+def _period_sums(daily_table: str, sums: tuple[str, ...], period: Period) -> tuple[str, dict[str, Any]]:
+    """A query of each value's `sums` over the period and its day rows and their visitors
+    (_DAY_ROWS), from the daily table's rows (parameter `dimension`) and the closed months' sums
+    (_period_rows): the same sums as of the days alone."""
+    rows, params = _period_rows(
+        daily_table,
+        f"value, {', '.join(sums)}, 1 as day_rows, visitors as day_visitors",
+        "%(dimension)s",
+        period,
+        month_columns=f"value, {', '.join(sums)}, day_rows, day_visitors",
+    )
+    summed = ", ".join(f"sum({name})::bigint as {name}" for name in sums)
+    query = f"""select value, {summed}, sum(day_rows)::bigint as day_rows, sum(day_visitors)::bigint as day_visitors
+                from ({rows}) as period_rows
+                group by value"""
+    return query, params
 
 
 async def totals(
@@ -559,7 +585,6 @@ async def _value_rows(
 ) -> list[Row]:
     params = _params(site, period, filter_, dimension=dimension, limit=limit, offset=offset)
     ordering = sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order))
-    in_range = "site_id = %(site)s and dimension = %(dimension)s and day >= %(first)s and day <= %(last)s"
     # From sessions with postgresql-hll (a filtered breakdown): each value's visitors from a sketch
     # built on the fly, a hash aggregate, rather than count(distinct), which sorts the period's
     # sessions (3x faster at 10M events, bench/README.md "Reports"); exact up to ~1,280 visitors.
@@ -572,14 +597,12 @@ async def _value_rows(
         page = "" if order == "visitors" else "{ordering}"
         sketched = "" if order == "visitors" else "and value in (select value from s)"
         sketches, more = _period_sketches("daily_breakdown_sketches", "%(dimension)s", period, sketched)
+        sums, _ = _period_sums("daily_breakdown", ("pageviews", "sessions"), period)
         params.update(more)
         query: sql.Composed | sql.SQL = sql.SQL(
             f"""
             with s as (
-                select value, sum(pageviews)::bigint as pageviews, sum(sessions)::bigint as sessions, {_DAY_ROWS}
-                from daily_breakdown
-                where {in_range}
-                group by value
+                {sums}
                 {page}
             ),
 
@@ -643,16 +666,8 @@ async def _value_rows_by_visitors(
     distinct visitors from above; the values are unioned in the order of that bound, a batch at a
     time, until the page's last value has more visitors than the next value's bound: no value left
     can then rank on the page. The page equals the one from unioning every value's sketches."""
-    in_range = "site_id = %(site)s and dimension = %(dimension)s and day >= %(first)s and day <= %(last)s"
-    candidates = await _all(
-        conn,
-        f"""select value, sum(pageviews)::bigint as pageviews, sum(sessions)::bigint as sessions, {_DAY_ROWS}
-            from daily_breakdown
-            where {in_range}
-            group by value
-            order by day_visitors desc, value""",
-        params,
-    )
+    sums, more = _period_sums("daily_breakdown", ("pageviews", "sessions"), period)
+    candidates = await _all(conn, f"{sums} order by day_visitors desc, value", params | more)
     needed = offset + limit
     counted: list[Row] = []
     position = 0
@@ -768,15 +783,13 @@ async def _daily_click_rows(
     values = "and value in (select value from s)" if by_clicks else ""
     sketches, more = _period_sketches("daily_click_breakdown", "%(dimension)s", period, values)
     every_click, _ = _period_sketches("daily_click_breakdown", "'all'", period)
+    sums, _ = _period_sums("daily_click_breakdown", ("clicks",), period)
     every_union = f"select {_UNION} as visitors from ({every_click}) as every_click"
     params = params | more
     query = sql.SQL(
         f"""
         with s as (
-            select value, sum(clicks)::bigint as clicks, {_DAY_ROWS}
-            from daily_click_breakdown
-            where {in_range} and dimension = %(dimension)s
-            group by value
+            {sums}
             {{page}}
         ),
 

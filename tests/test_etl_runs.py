@@ -110,17 +110,24 @@ def assert_sketches_hold_the_visitors(db: psycopg.Connection) -> None:
     )
     assert recount == []
     # monthly_breakdown_sketches: a row for every value of a closed month of the two daily sketch
-    # tables (none for the current month), holding the union of that value's days
+    # tables (none for the current month), holding the union of that value's days and the sums of
+    # its daily rows
     months = rows(
         db,
         """with daily as (
-               select site_id, dimension, day, value, visitor_sketch from daily_breakdown_sketches
+               select k.site_id, k.dimension, k.day, k.value, k.visitor_sketch,
+                      b.pageviews, b.sessions, null::bigint as clicks, b.visitors
+               from daily_breakdown_sketches as k
+               full join daily_breakdown as b using (site_id, dimension, day, value)
                union all
-               select site_id, dimension, day, value, visitor_sketch from daily_click_breakdown
+               select site_id, dimension, day, value, visitor_sketch, null, null, clicks, visitors
+               from daily_click_breakdown
            ),
            unioned as (
                select site_id, dimension, date_trunc('month', day)::date as month, value,
-                      hll_union_agg(visitor_sketch::hll) as sketch
+                      hll_union_agg(visitor_sketch::hll) as sketch, sum(pageviews) as pageviews,
+                      sum(sessions) as sessions, sum(clicks) as clicks, count(*) as day_rows,
+                      sum(visitors) as day_visitors
                from daily
                where day < date_trunc('month', now() at time zone 'UTC')::date
                group by 1, 2, 3, 4
@@ -128,7 +135,9 @@ def assert_sketches_hold_the_visitors(db: psycopg.Connection) -> None:
            select * from unioned as u
            full join monthly_breakdown_sketches as m using (site_id, dimension, month, value)
            where m.visitor_sketch is null or u.sketch is null
-              or hll_cardinality(m.visitor_sketch::hll) <> hll_cardinality(u.sketch)""",
+              or hll_cardinality(m.visitor_sketch::hll) <> hll_cardinality(u.sketch)
+              or (m.pageviews, m.sessions, m.clicks, m.day_rows, m.day_visitors)
+                 is distinct from (u.pageviews, u.sessions, u.clicks, u.day_rows, u.day_visitors)""",
     )
     assert months == []
 

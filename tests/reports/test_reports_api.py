@@ -429,7 +429,7 @@ def test_breakdowns_over_whole_months_read_the_monthly_sketches_and_answer_as_th
 ) -> None:
     """A closed month the period covers whole is one row per value of monthly_breakdown_sketches
     (the ETL runs in a later month than the shop's March): the answers equal those from the days'
-    sketches alone, and those rows are what the union reads."""
+    rows alone, and those rows' sketches and sums are what the lists read."""
     dimensions = ("path", "entry_path", "country", "device_type", "target_domain", "short_code")
     orders = {"target_domain": ("clicks", "visitors"), "short_code": ("clicks", "visitors")}
     urls = [
@@ -449,6 +449,15 @@ def test_breakdowns_over_whole_months_read_the_monthly_sketches_and_answer_as_th
     db.execute("update monthly_breakdown_sketches set visitor_sketch = hll_empty(14)::bytea")
     emptied = [get(shop, url) for url in urls]
     assert emptied != with_months
+    # and so are their sums: with each doubled, the lists' pageviews, sessions and clicks change
+    db.execute(
+        "update monthly_breakdown_sketches"
+        " set pageviews = pageviews * 2, sessions = sessions * 2, clicks = clicks * 2, day_visitors = day_visitors * 2"
+    )
+    doubled = [get(shop, url) for url in urls]
+    assert [[(r["value"], r.get("pageviews"), r.get("clicks")) for r in a["rows"]] for a in doubled] != [
+        [(r["value"], r.get("pageviews"), r.get("clicks")) for r in a["rows"]] for a in emptied
+    ]
     # and without them, the days' sketches give the same answers
     db.execute("truncate monthly_breakdown_sketches")
     assert [get(shop, url) for url in urls] == with_months
