@@ -10,7 +10,8 @@ Where the numbers come from:
   distinct visitors of several days from the union of the rows' visitor sketches (postgresql-hll,
   migration 0013), or, in a database without the extension, counted exactly from `sessions`; a
   breakdown's closed months that the period covers whole from `monthly_breakdown_sketches`
-  (migration 0048: one sketch per value and month instead of its days, the same union);
+  (migration 0048: one sketch and the sums per value and month instead of its days, the same
+  union and the same sums);
 - unfiltered, the `24h` period (whole hours, not whole days) and hourly points: `hourly_metrics`
   (migration 0026; visitors of several hours from the union of its sketches), with postgresql-hll;
 - filtered summaries and series over whole days (days, weeks, months), with postgresql-hll: the

@@ -25,7 +25,7 @@ create table monthly_breakdown_sketches (
     primary key (site_id, dimension, month, value)
 );
 comment on table monthly_breakdown_sketches is
-    'One row per site, dimension, closed UTC month and value of daily_breakdown_sketches and daily_click_breakdown: the union of the month''s daily sketches. No rows for the current month. Empty without postgresql-hll.';
+    'One row per site, dimension, closed UTC month and value of daily_breakdown_sketches and daily_click_breakdown: the union of the month''s daily sketches and the sums of its daily rows. No rows for the current month. Empty without postgresql-hll.';
 comment on column monthly_breakdown_sketches.site_id is 'The site.';
 comment on column monthly_breakdown_sketches.dimension is
     'As daily_breakdown_sketches.dimension (session dimensions and path) or daily_click_breakdown.dimension (target_domain, short_code, all).';
