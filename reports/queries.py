@@ -214,14 +214,24 @@ def _period_rows(
         return f"select {columns} from {daily_table} where {days}", {}
     in_months = f"site_id = %(site)s and dimension = {dimension} and month >= %(whole_from)s and month <= %(whole_to)s"
     # (the days left as an array, computed once: `day = any(...)` is then a condition of the index
-    # scan, so the covered days' rows, wide with their sketches, are never fetched)
+    # scan, so the covered days' rows, wide with their sketches, are never fetched; from the
+    # table's first day of the dimension, since each day of the array is one index descent per
+    # value: 12mo over 91 days of data asked 274 days, of which only the open month's had rows)
     query = f"""
         select {month_columns or columns} from monthly_breakdown_sketches where {in_months} {values}
         union all
         select {columns} from {daily_table}
         where {days}
           and day = any(array(
-              select d::date from generate_series(%(first)s::date, %(last)s::date, '1 day') as d
+              select d::date
+              from generate_series(
+                  greatest(
+                      %(first)s::date,
+                      (select min(day) from {daily_table} where site_id = %(site)s and dimension = {dimension})
+                  ),
+                  %(last)s::date,
+                  '1 day'
+              ) as d
               where date_trunc('month', d)::date not in (
                   select distinct month from monthly_breakdown_sketches where {in_months}
               )
