@@ -126,6 +126,8 @@ JOBS: tuple[Job, ...] = (
     table("hourly_metrics", keep=raw("hour"), single_day=True),  # 24h and hourly points, with sketches
     table("daily_breakdown_sketches", bulk=True, keep=daily("day"), single_day=True),
     table("daily_breakdown_totals", bulk=True, keep=daily("day"), single_day=True),  # for filtered reports
+    # the two sketch tables' closed months, unioned: long periods' breakdowns read months, not days
+    table("monthly_breakdown_sketches", keep=Keep("daily", "month", monthly=True), single_day=True),
 )
 
 # Derived, in run order.

@@ -8,7 +8,10 @@ plain dicts and lists ready for JSON. They never write.
 Where the numbers come from:
 - unfiltered, whole-day periods: `daily_metrics` and `daily_breakdown`, one index range each; the
   distinct visitors of several days from the union of the rows' visitor sketches (postgresql-hll,
-  migration 0013), or, in a database without the extension, counted exactly from `sessions`;
+  migration 0013), or, in a database without the extension, counted exactly from `sessions`; a
+  breakdown's closed months that the period covers whole from `monthly_breakdown_sketches`
+  (migration 0048: one sketch and the sums per value and month instead of its days, the same
+  union and the same sums);
 - unfiltered, the `24h` period (whole hours, not whole days) and hourly points: `hourly_metrics`
   (migration 0026; visitors of several hours from the union of its sketches), with postgresql-hll;
 - filtered summaries and series over whole days (days, weeks, months), with postgresql-hll: the
@@ -188,6 +191,78 @@ def _sketch_union(table: str, where: str, visitors: bool) -> str:
     """The k CTE's query: the union of `table`'s sketches `where`; or, when the caller needs no
     visitors, none read (a null: only an answer of one day, with its exact count, has visitors)."""
     return f"select {_UNION} as visitors from {table} where {where}" if visitors else "select null::bigint as visitors"
+
+
+def _whole_months(period: Period) -> tuple[date, date] | None:
+    """The first days of the first and the last UTC month the period covers whole, or None."""
+    first, after = period.first_day, period.last_day + timedelta(days=1)
+    start = first if first.day == 1 else (first.replace(day=1) + timedelta(days=32)).replace(day=1)
+    last = (after.replace(day=1) - timedelta(days=1)).replace(day=1)
+    return (start, last) if start <= last else None
+
+
+def _period_rows(
+    daily_table: str, columns: str, dimension: str, period: Period, values: str = "", month_columns: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """A subquery of the rows of `columns` over the period: the daily table's rows of the period's
+    days (`dimension`: SQL, `values`: an `and ...` condition on `value`), but for each whole month of
+    the period that monthly_breakdown_sketches holds (the closed ones), its one row instead of the
+    month's days (`month_columns`: the same columns there, if named otherwise)."""
+    days = f"site_id = %(site)s and dimension = {dimension} and day >= %(first)s and day <= %(last)s {values}"
+    months = _whole_months(period)
+    if months is None:
+        return f"select {columns} from {daily_table} where {days}", {}
+    in_months = f"site_id = %(site)s and dimension = {dimension} and month >= %(whole_from)s and month <= %(whole_to)s"
+    # (the days left as an array, computed once: `day = any(...)` is then a condition of the index
+    # scan, so the covered days' rows, wide with their sketches, are never fetched; from the
+    # table's first day of the dimension, since each day of the array is one index descent per
+    # value: 12mo over 91 days of data asked 274 days, of which only the open month's had rows)
+    query = f"""
+        select {month_columns or columns} from monthly_breakdown_sketches where {in_months} {values}
+        union all
+        select {columns} from {daily_table}
+        where {days}
+          and day = any(array(
+              select d::date
+              from generate_series(
+                  greatest(
+                      %(first)s::date,
+                      (select min(day) from {daily_table} where site_id = %(site)s and dimension = {dimension})
+                  ),
+                  %(last)s::date,
+                  '1 day'
+              ) as d
+              where date_trunc('month', d)::date not in (
+                  select distinct month from monthly_breakdown_sketches where {in_months}
+              )
+          ))
+    """
+    return query, {"whole_from": months[0], "whole_to": months[1]}
+
+
+def _period_sketches(daily_table: str, dimension: str, period: Period, values: str = "") -> tuple[str, dict[str, Any]]:
+    """A subquery of the (value, visitor_sketch) rows whose union is each value's distinct visitors
+    over the period (_period_rows). A union of unions is the same sketch, so this answers as the
+    days would."""
+    return _period_rows(daily_table, "value, visitor_sketch", dimension, period, values)
+
+
+def _period_sums(daily_table: str, sums: tuple[str, ...], period: Period) -> tuple[str, dict[str, Any]]:
+    """A query of each value's `sums` over the period and its day rows and their visitors
+    (_DAY_ROWS), from the daily table's rows (parameter `dimension`) and the closed months' sums
+    (_period_rows): the same sums as of the days alone."""
+    rows, params = _period_rows(
+        daily_table,
+        f"value, {', '.join(sums)}, 1 as day_rows, visitors as day_visitors",
+        "%(dimension)s",
+        period,
+        month_columns=f"value, {', '.join(sums)}, day_rows, day_visitors",
+    )
+    summed = ", ".join(f"sum({name})::bigint as {name}" for name in sums)
+    query = f"""select value, {summed}, sum(day_rows)::bigint as day_rows, sum(day_visitors)::bigint as day_visitors
+                from ({rows}) as period_rows
+                group by value"""
+    return query, params
 
 
 async def totals(
@@ -521,32 +596,30 @@ async def _value_rows(
 ) -> list[Row]:
     params = _params(site, period, filter_, dimension=dimension, limit=limit, offset=offset)
     ordering = sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order))
-    in_range = "site_id = %(site)s and dimension = %(dimension)s and day >= %(first)s and day <= %(last)s"
     # From sessions with postgresql-hll (a filtered breakdown): each value's visitors from a sketch
     # built on the fly, a hash aggregate, rather than count(distinct), which sorts the period's
     # sessions (3x faster at 10M events, bench/README.md "Reports"); exact up to ~1,280 visitors.
     visitors = _SKETCHED_VISITORS if await uses_sketches(conn) else "count(distinct s.visitor_key)"
     if order == "visitors" and await _from_daily_tables(conn, period, filter_):
-        return await _value_rows_by_visitors(conn, params, limit, offset)
+        return await _value_rows_by_visitors(conn, period, params, limit, offset)
     if await _from_daily_tables(conn, period, filter_):
         # Ranked by visitors, every value's sketches are unioned; else the values are ranked by their
         # sums first and only the page's values' sketches are read.
         page = "" if order == "visitors" else "{ordering}"
         sketched = "" if order == "visitors" else "and value in (select value from s)"
+        sketches, more = _period_sketches("daily_breakdown_sketches", "%(dimension)s", period, sketched)
+        sums, _ = _period_sums("daily_breakdown", ("pageviews", "sessions"), period)
+        params.update(more)
         query: sql.Composed | sql.SQL = sql.SQL(
             f"""
             with s as (
-                select value, sum(pageviews)::bigint as pageviews, sum(sessions)::bigint as sessions, {_DAY_ROWS}
-                from daily_breakdown
-                where {in_range}
-                group by value
+                {sums}
                 {page}
             ),
 
             k as (
                 select value, {_UNION} as visitors
-                from daily_breakdown_sketches
-                where {in_range} {sketched}
+                from ({sketches}) as period_sketches
                 group by value
             ),
 
@@ -597,23 +670,15 @@ _BATCH = 4
 
 
 async def _value_rows_by_visitors(
-    conn: AsyncConnection[Any], params: dict[str, Any], limit: int, offset: int
+    conn: AsyncConnection[Any], period: Period, params: dict[str, Any], limit: int, offset: int
 ) -> list[Row]:
     """_value_rows from the daily tables ranked by visitors, without unioning every value's sketches
     (`path` over 30 days: 200 values x 30 days). Each value's sum of daily visitors bounds its
     distinct visitors from above; the values are unioned in the order of that bound, a batch at a
     time, until the page's last value has more visitors than the next value's bound: no value left
     can then rank on the page. The page equals the one from unioning every value's sketches."""
-    in_range = "site_id = %(site)s and dimension = %(dimension)s and day >= %(first)s and day <= %(last)s"
-    candidates = await _all(
-        conn,
-        f"""select value, sum(pageviews)::bigint as pageviews, sum(sessions)::bigint as sessions, {_DAY_ROWS}
-            from daily_breakdown
-            where {in_range}
-            group by value
-            order by day_visitors desc, value""",
-        params,
-    )
+    sums, more = _period_sums("daily_breakdown", ("pageviews", "sessions"), period)
+    candidates = await _all(conn, f"{sums} order by day_visitors desc, value", params | more)
     needed = offset + limit
     counted: list[Row] = []
     position = 0
@@ -628,13 +693,15 @@ async def _value_rows_by_visitors(
         several = [r["value"] for r in batch if r["day_rows"] > 1]
         unions: dict[str, int] = {}
         if several:
+            sketches, more = _period_sketches(
+                "daily_breakdown_sketches", "%(dimension)s", period, "and value = any(%(values)s)"
+            )
             found = await _all(
                 conn,
                 f"""select value, {_UNION} as visitors
-                    from daily_breakdown_sketches
-                    where {in_range} and value = any(%(values)s)
+                    from ({sketches}) as period_sketches
                     group by value""",
-                params | {"values": several},
+                params | more | {"values": several},
             )
             unions = {r["value"]: r["visitors"] for r in found}
         for r in batch:
@@ -668,7 +735,7 @@ async def _click_rows(
     `clicks`, whose (site_id, occurred_at) index holds the period's clicks."""
     params = _params(site, period, filter_, limit=limit, offset=offset)
     if await _from_daily_tables(conn, period, filter_):
-        return await _daily_click_rows(conn, params | {"dimension": dimension}, order)
+        return await _daily_click_rows(conn, period, params | {"dimension": dimension}, order)
     join = (
         sql.SQL("inner join sessions as s on s.site_id = c.site_id and s.session_key = c.session_key")
         if filter_
@@ -716,26 +783,30 @@ async def _click_rows(
     return [r for r in rows if r["value"] is not None], int(rows[0]["total"])
 
 
-async def _daily_click_rows(conn: AsyncConnection[Any], params: dict[str, Any], order: str) -> tuple[list[Row], int]:
+async def _daily_click_rows(
+    conn: AsyncConnection[Any], period: Period, params: dict[str, Any], order: str
+) -> tuple[list[Row], int]:
     """_click_rows from daily_click_breakdown: ranked by clicks, the values are ranked by their sums
     first and only the page's values' sketches are read; ranked by visitors, every value's are."""
     in_range = "site_id = %(site)s and day >= %(first)s and day <= %(last)s"
     ordering = sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order))
     by_clicks = order == "clicks"
+    values = "and value in (select value from s)" if by_clicks else ""
+    sketches, more = _period_sketches("daily_click_breakdown", "%(dimension)s", period, values)
+    every_click, _ = _period_sketches("daily_click_breakdown", "'all'", period)
+    sums, _ = _period_sums("daily_click_breakdown", ("clicks",), period)
+    every_union = f"select {_UNION} as visitors from ({every_click}) as every_click"
+    params = params | more
     query = sql.SQL(
         f"""
         with s as (
-            select value, sum(clicks)::bigint as clicks, {_DAY_ROWS}
-            from daily_click_breakdown
-            where {in_range} and dimension = %(dimension)s
-            group by value
+            {sums}
             {{page}}
         ),
 
         k as (
             select value, {_UNION} as visitors
-            from daily_click_breakdown
-            where {in_range} and dimension = %(dimension)s {{sketched}}
+            from ({sketches}) as period_sketches
             group by value
         ),
 
@@ -749,12 +820,19 @@ async def _daily_click_rows(conn: AsyncConnection[Any], params: dict[str, Any], 
             {{final_ordering}}
         ),
 
-        total as (
-            select coalesce(sum(clicks), 0)::bigint as clicks,
-                   (case when count(*) = 1 then sum(visitors)::bigint
-                         else coalesce({_UNION if not by_clicks else "0"}, 0) end) as visitors
+        total_sums as (
+            select coalesce(sum(clicks), 0)::bigint as clicks, {_DAY_ROWS}
             from daily_click_breakdown
             where {in_range} and dimension = 'all'
+        ),
+
+        total_union as (
+            {every_union if not by_clicks else "select 0 as visitors"}
+        ),
+
+        total as (
+            select t.clicks, (case when t.day_rows = 1 then t.day_visitors else coalesce(u.visitors, 0) end) as visitors
+            from total_sums as t cross join total_union as u
         )
 
         -- (one row even when the page is empty: it carries the total)
@@ -765,7 +843,6 @@ async def _daily_click_rows(conn: AsyncConnection[Any], params: dict[str, Any], 
         """
     ).format(
         page=ordering if by_clicks else sql.SQL(""),
-        sketched=sql.SQL("and value in (select value from s)") if by_clicks else sql.SQL(""),
         final_ordering=sql.SQL("") if by_clicks else ordering,
         order=sql.Identifier(order),
     )

@@ -109,6 +109,37 @@ def assert_sketches_hold_the_visitors(db: psycopg.Connection) -> None:
            where (counted.clicks, counted.visitors) is distinct from (b.clicks, b.visitors)""",
     )
     assert recount == []
+    # monthly_breakdown_sketches: a row for every value of a closed month of the two daily sketch
+    # tables (none for the current month), holding the union of that value's days and the sums of
+    # its daily rows
+    months = rows(
+        db,
+        """with daily as (
+               select k.site_id, k.dimension, k.day, k.value, k.visitor_sketch,
+                      b.pageviews, b.sessions, null::bigint as clicks, b.visitors
+               from daily_breakdown_sketches as k
+               full join daily_breakdown as b using (site_id, dimension, day, value)
+               union all
+               select site_id, dimension, day, value, visitor_sketch, null, null, clicks, visitors
+               from daily_click_breakdown
+           ),
+           unioned as (
+               select site_id, dimension, date_trunc('month', day)::date as month, value,
+                      hll_union_agg(visitor_sketch::hll) as sketch, sum(pageviews) as pageviews,
+                      sum(sessions) as sessions, sum(clicks) as clicks, count(*) as day_rows,
+                      sum(visitors) as day_visitors
+               from daily
+               where day < date_trunc('month', now() at time zone 'UTC')::date
+               group by 1, 2, 3, 4
+           )
+           select * from unioned as u
+           full join monthly_breakdown_sketches as m using (site_id, dimension, month, value)
+           where m.visitor_sketch is null or u.sketch is null
+              or hll_cardinality(m.visitor_sketch::hll) <> hll_cardinality(u.sketch)
+              or (m.pageviews, m.sessions, m.clicks, m.day_rows, m.day_visitors)
+                 is distinct from (u.pageviews, u.sessions, u.clicks, u.day_rows, u.day_visitors)""",
+    )
+    assert months == []
 
 
 def test_running_twice_adds_nothing(db: psycopg.Connection, settings: Settings) -> None:
@@ -430,6 +461,22 @@ def test_a_bulk_batch_loads_the_tables_it_outweighs_as_a_rebuild_and_equals_one(
     assert pipeline.run(settings).events_processed == 3
     assert _indexes(db) == indexes
     assert rows(db, "select count(*) as n from stg_events") == [{"n": 6}]
+    assert_a_rebuild_gives_the_same_tables(db, settings)
+
+
+def test_a_backfill_that_rewrites_a_click_of_a_closed_month_unions_that_month_again(
+    db: psycopg.Connection, settings: Settings
+) -> None:
+    """A session of February 28 clicks after midnight: the click's day (March 1) is recomputed by
+    daily_click_breakdown though the batch's touched days are February's only, so the month of
+    the click is unioned again too, in a backfill as in an incremental run."""
+    insert(db, [event(at_="2026-02-28 23:50", session="sA"), event("click", at_="2026-03-01 00:05", session="sA")])
+    pipeline.run(settings)
+    late = event("click", at_="2026-03-01 00:10", session="sA", visitor="v1", target="https://out.org/")
+    insert(db, [late])
+    pipeline.backfill(settings, date(2026, 2, 28), date(2026, 2, 28))
+    march = "select dimension, value from monthly_breakdown_sketches where month = '2026-03-01' order by 1, 2"
+    assert [r["value"] for r in rows(db, march) if r["dimension"] == "target_domain"] == ["(none)", "out.org"]
     assert_a_rebuild_gives_the_same_tables(db, settings)
 
 

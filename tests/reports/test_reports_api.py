@@ -424,6 +424,45 @@ def test_click_breakdowns_from_daily_click_breakdown_equal_the_count_from_clicks
     assert [get(shop, url) for url in urls] == from_table
 
 
+def test_breakdowns_over_whole_months_read_the_monthly_sketches_and_answer_as_the_days(
+    shop: TestClient, db: psycopg.Connection
+) -> None:
+    """A closed month the period covers whole is one row per value of monthly_breakdown_sketches
+    (the ETL runs in a later month than the shop's March): the answers equal those from the days'
+    rows alone, and those rows' sketches and sums are what the lists read."""
+    dimensions = ("path", "entry_path", "country", "device_type", "target_domain", "short_code")
+    orders = {"target_domain": ("clicks", "visitors"), "short_code": ("clicks", "visitors")}
+    urls = [
+        f"{API}/breakdown/{dimension}?{query}&order={order}&limit={limit}"
+        for dimension in dimensions
+        # March whole; February and March whole (no February rows); March and some of April
+        for query in ("from=2026-03-01&to=2026-03-31", "from=2026-02-01&to=2026-03-31", "from=2026-03-01&to=2026-04-03")
+        for order in orders.get(dimension, ("pageviews", "visitors"))
+        for limit in (1, 10)
+    ]
+    march = rows_of(db, "select count(*) from monthly_breakdown_sketches where month = '2026-03-01'")
+    assert march[0][0] > 14
+    with_months = [get(shop, url) for url in urls]
+    several_days = [r for a in with_months for r in a["rows"] if r["visitors"] > 1]
+    assert several_days  # (a value with a single day row answers with that day's exact count)
+    # the months' rows are read: with their sketches emptied, those visitors are gone
+    db.execute("update monthly_breakdown_sketches set visitor_sketch = hll_empty(14)::bytea")
+    emptied = [get(shop, url) for url in urls]
+    assert emptied != with_months
+    # and so are their sums: with each doubled, the lists' pageviews, sessions and clicks change
+    db.execute(
+        "update monthly_breakdown_sketches"
+        " set pageviews = pageviews * 2, sessions = sessions * 2, clicks = clicks * 2, day_visitors = day_visitors * 2"
+    )
+    doubled = [get(shop, url) for url in urls]
+    assert [[(r["value"], r.get("pageviews"), r.get("clicks")) for r in a["rows"]] for a in doubled] != [
+        [(r["value"], r.get("pageviews"), r.get("clicks")) for r in a["rows"]] for a in emptied
+    ]
+    # and without them, the days' sketches give the same answers
+    db.execute("truncate monthly_breakdown_sketches")
+    assert [get(shop, url) for url in urls] == with_months
+
+
 async def _never(*args: Any) -> bool:
     return False
 
