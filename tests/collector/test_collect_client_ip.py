@@ -142,16 +142,19 @@ def test_the_hash_is_hex_and_depends_on_the_salt(address: str) -> None:
     int(ip_hash(b"a" * 32, ip), 16)
 
 
+class CountingSalts(DailySalts):
+    """A day's salt made of its date, and the days it was asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[date] = []
+
+    async def get(self, day: date) -> bytes:
+        self.asked.append(day)
+        return day.isoformat().encode()
+
+
 def test_origins_are_remembered_within_a_day_only() -> None:
-    class FakeSalts(DailySalts):
-        def __init__(self) -> None:
-            self.asked: list[date] = []
-
-        async def get(self, day: date) -> bytes:
-            self.asked.append(day)
-            return day.isoformat().encode()
-
-    salts = FakeSalts()
+    salts = CountingSalts()
     origins = Origins(LOOPBACK, salts, Countries())
     headers = Headers({"x-forwarded-for": "8.8.8.8"})
     day1, day2 = date(2026, 5, 4), date(2026, 5, 5)
@@ -170,15 +173,7 @@ def test_end_users_are_remembered_within_a_day_only() -> None:
     """A server source's end users, by the address's text: parsed, hashed and placed once a day
     (the salt asked for once), and again with the next day's salt, whichever lookup sees that day first."""
 
-    class FakeSalts(DailySalts):
-        def __init__(self) -> None:
-            self.asked: list[date] = []
-
-        async def get(self, day: date) -> bytes:
-            self.asked.append(day)
-            return day.isoformat().encode()
-
-    salts = FakeSalts()
+    salts = CountingSalts()
     origins = Origins(LOOPBACK, salts, Countries())
     day1, day2 = date(2026, 5, 4), date(2026, 5, 5)
 

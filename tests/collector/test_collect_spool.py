@@ -7,13 +7,13 @@ import logging
 import shutil
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
+from waiting import eventually
 
 from sluice import spool_files
 from sluice.collector.cors import AllowedOrigins
@@ -35,14 +35,6 @@ def rows(n: int) -> list[Row]:
 
 def down(settings: Settings) -> Settings:
     return replace(settings, database_url="host=127.0.0.1 port=1 user=postgres dbname=nothing", db_timeout_s=1)
-
-
-async def eventually(condition: Callable[[], bool], timeout_s: float = 60) -> None:
-    for _ in range(int(timeout_s / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {timeout_s} s")
 
 
 def stored_ids(db: psycopg.Connection) -> list[uuid.UUID]:

@@ -8,12 +8,12 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import psycopg
 from collector_testing import collector_client, event, post
+from waiting import eventually
 
 from sluice import spool_files
 from sluice.collector.spool import Spool
@@ -30,14 +30,6 @@ MB = 1024 * 1024
 
 def rows(n: int) -> list[Row]:
     return [(uuid.uuid4(), "s", "pageview", SENDER.received_at, None, None, None, b"{}") for _ in range(n)]
-
-
-async def eventually(condition: Callable[[], bool], timeout_s: float = 60) -> None:
-    for _ in range(int(timeout_s / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {timeout_s} s")
 
 
 def each_once(db: psycopg.Connection) -> dict[uuid.UUID, int]:

@@ -11,27 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 from fault_rig import private_postgres
+from waiting import eventually
 
 from sluice.collector.spool import Spool
 from sluice.collector.writer import GroupCommitWriter, Sender
 from sluice.settings import Settings
 
 SENDER = Sender(datetime.now(UTC), None, None, None)
-
-
-async def eventually(condition: Callable[[], bool], timeout_s: float = 60) -> None:
-    for _ in range(int(timeout_s / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {timeout_s} s")
 
 
 def test_a_batch_committed_and_spooled_after_a_timeout_is_stored_once(tmp_path: Path) -> None:
