@@ -299,8 +299,7 @@ def _run_batch(
         # costs ~0.3 s of planning and round trips (bench/README.md "ETL speed": the floor), which a
         # scheduler running every few minutes over a quiet site would pay each time.
         result.rows_written = {table: 0 for table in TABLES}
-        result.remaining = int(_scalar(conn, "select count(*) from events where txid >= %s::xid8", (high,)))
-        conn.execute("update etl_state set watermark = %s::xid8", (high,))
+        _advance_watermark(conn, result, high)
         return
     try:
         with conn.transaction():
@@ -321,6 +320,11 @@ def _run_batch(
     result.events_by_type = {str(kind): int(n) for kind, n in by_type}
     result.events_processed = sum(result.events_by_type.values())
     result.events_too_late = in_range - result.events_processed
+    _advance_watermark(conn, result, high)
+
+
+def _advance_watermark(conn: psycopg.Connection, result: RunResult, high: str) -> None:
+    """The run's end: the watermark moves to `high`, and `result` says how many events wait above it."""
     result.remaining = int(_scalar(conn, "select count(*) from events where txid >= %s::xid8", (high,)))
     conn.execute("update etl_state set watermark = %s::xid8", (high,))
 
