@@ -28,10 +28,10 @@ EARLIEST_CLIENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_CLIENT_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 
 # Optional fields and the JSON type each must have when present (null counts as absent).
+_STRING_FIELDS = ("visitorId", "sessionId", "url", "path", "referrer", "title", "target", "text", "shortCode")
+_OBJECT_FIELDS = ("props", "attribution")
 _OPTIONAL = tuple(
-    [(name, str, "a string") for name in ("visitorId", "sessionId", "url", "path", "referrer", "title")]
-    + [(name, str, "a string") for name in ("target", "text", "shortCode")]
-    + [(name, dict, "an object") for name in ("props", "attribution")]
+    [(name, str, "a string") for name in _STRING_FIELDS] + [(name, dict, "an object") for name in _OBJECT_FIELDS]
 )
 
 
@@ -99,18 +99,43 @@ def to_event(
     if not isinstance(raw, dict):
         raise Rejection("wrong_type", f"an event must be a JSON object, not {_kind(raw)}")
     get = raw.get
-    site_id = _required_id(raw, "siteId")
-    event_type = _required_id(raw, "eventType")
+    # Each check's common case inline, the function that decides (and words the rejection) otherwise:
+    # the same checks in the same order, fewer calls.
+    site_id = get("siteId")
+    if site_id.__class__ is not str or not site_id or len(site_id) > MAX_ID_CHARS:
+        site_id = _required_id(raw, "siteId")
+    event_type = get("eventType")
+    if event_type.__class__ is not str or not event_type or len(event_type) > MAX_ID_CHARS:
+        event_type = _required_id(raw, "eventType")
     event_id = _event_id(get("eventId"))
-    for name, kind, described in _OPTIONAL:
-        value = get(name)
-        if value is not None and not isinstance(value, kind):
-            raise Rejection("wrong_type", f"{name} must be {described}, not {_kind(value)}", field=name)
-    attribution = get("attribution")
-    if attribution is not None:
+    # The optional fields' types, the common case unrolled (no loop, no call per field); when one is
+    # not exactly its type, the loop over _OPTIONAL decides (a subclass passes) and names the first
+    # wrong field in _OPTIONAL's order, as it always has.
+    visitor_id, session_id, attribution = get("visitorId"), get("sessionId"), get("attribution")
+    if (
+        (visitor_id is not None and visitor_id.__class__ is not str)
+        or (session_id is not None and session_id.__class__ is not str)
+        or ((v := get("url")) is not None and v.__class__ is not str)
+        or ((v := get("path")) is not None and v.__class__ is not str)
+        or ((v := get("referrer")) is not None and v.__class__ is not str)
+        or ((v := get("title")) is not None and v.__class__ is not str)
+        or ((v := get("target")) is not None and v.__class__ is not str)
+        or ((v := get("text")) is not None and v.__class__ is not str)
+        or ((v := get("shortCode")) is not None and v.__class__ is not str)
+        or ((v := get("props")) is not None and v.__class__ is not dict)
+        or (attribution is not None and attribution.__class__ is not dict)
+    ):
+        for name, kind, described in _OPTIONAL:
+            value = get(name)
+            if value is not None and not isinstance(value, kind):
+                raise Rejection("wrong_type", f"{name} must be {described}, not {_kind(value)}", field=name)
+    if attribution is not None and (utm := attribution.get("utmParams")) is not None and utm.__class__ is not dict:
         _optional(attribution, "utmParams", dict, "an object", prefix="attribution.")
-    visitor_id = _bounded(get("visitorId"), "visitorId")
-    session_id = _bounded(get("sessionId"), "sessionId")
+    # (strings or None by now: only their length is left to check)
+    if visitor_id is not None and len(visitor_id) > MAX_ID_CHARS:
+        _bounded(visitor_id, "visitorId")
+    if session_id is not None and len(session_id) > MAX_ID_CHARS:
+        _bounded(session_id, "sessionId")
 
     timestamp = get("timestamp")
     client_timestamp = None if timestamp is None else _timestamp(timestamp, "timestamp")
@@ -136,8 +161,12 @@ def to_event(
     # PostgreSQL text and jsonb cannot hold U+0000; one such event must not fail a whole group commit.
     if may_hold_nul and b"\\u0000" in payload and _has_nul(raw):
         raise Rejection("invalid_value", "the event contains a U+0000 character, which cannot be stored")
-    # (_make: a NamedTuple's own constructor is a Python-level function, _make is not)
-    return Event._make((event_id, site_id, event_type, occurred_at, client_timestamp, visitor_id, session_id, payload))
+    # (tuple.__new__ itself: a NamedTuple's constructor and its _make are Python-level functions)
+    fields = (event_id, site_id, event_type, occurred_at, client_timestamp, visitor_id, session_id, payload)
+    return _new_tuple(Event, fields)
+
+
+_new_tuple = tuple.__new__
 
 
 def _required_id(raw: dict[str, Any], name: str) -> str:
