@@ -255,13 +255,16 @@ _VERSION_7 = 7 << 76 | 0x8000 << 48  # version 7, RFC 9562 (RFC 4122) variant
 _UNKNOWN_SAFETY = uuid.SafeUUID.unknown  # an enum member read through the class costs a property call
 _UUID = uuid.UUID
 _new = object.__new__
-_set = object.__setattr__
+# The two slots' own setters: object.__setattr__ would look each name up in the class first (a
+# quarter of the cost of making a UUID: ~900 of ~3,900 instructions, callgrind)
+_set_int = _UUID.__dict__["int"].__set__
+_set_is_safe = _UUID.__dict__["is_safe"].__set__
 
 
 def _uuid(value: int) -> uuid.UUID:
     made = _new(_UUID)
-    _set(made, "int", value)
-    _set(made, "is_safe", _UNKNOWN_SAFETY)
+    _set_int(made, value)
+    _set_is_safe(made, _UNKNOWN_SAFETY)
     return made
 
 
