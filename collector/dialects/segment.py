@@ -58,11 +58,10 @@ def translate(doc: Any, site_id: str, kind: str, body_bytes: int = MAX_BATCH_BYT
     events leave with `context` as sources.take_contexts would leave it."""
     if not isinstance(doc, dict):
         raise Rejection("malformed_json", "the body must be a JSON object")
-    seen: dict[tuple[Any, Any], EndUser] = {}
-    users: list[EndUser] = []
+    state = _Batch(site_id)
     if kind != "batch":
-        event = _message(doc, site_id, kind, body_bytes > MAX_MESSAGE_BYTES, seen, users)
-        return Translated([event], doc.get("sentAt"), users)
+        event = _message(doc, kind, body_bytes > MAX_MESSAGE_BYTES, state)
+        return Translated([event], doc.get("sentAt"), state.users)
     batch = doc.get("batch")
     if batch is None:
         raise Rejection("missing_field", "batch is required", field="batch")
@@ -84,18 +83,21 @@ def translate(doc: Any, site_id: str, kind: str, body_bytes: int = MAX_BATCH_BYT
         try:
             if unmeasured > MAX_MESSAGE_BYTES:
                 unmeasured -= _measured(message)
-            append(_message(message, site_id, message.get("type"), False, seen, users))
+            append(_message(message, message.get("type"), False, state))
         except Rejection as rejection:
             raise rejection.at(index) from None
     sent_at = doc.get("sentAt")
     if sent_at is None:
         sent_at = batch[0].get("sentAt")
-    return Translated(events, sent_at, users)
+    return Translated(events, sent_at, state.users)
 
 
 def _measured(message: dict[str, Any]) -> int:
     """The size of the message's JSON; a Rejection when it is over Segment's 32 KB."""
-    size = len(_dumps(message))
+    try:
+        size = len(_dumps(message))
+    except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes (it reads deeper)
+        raise Rejection("invalid_value", f"the message cannot be measured: {exc}") from None
     if size > MAX_MESSAGE_BYTES:
         raise Rejection("message_too_large", f"the message is {size} bytes; the limit is {MAX_MESSAGE_BYTES}")
     return size
@@ -103,26 +105,62 @@ def _measured(message: dict[str, Any]) -> int:
 
 _NOBODY = EndUser(None, None)
 _PAGE_FIELDS = ("url", "path", "referrer", "title")
+_EVENT_TYPES = {
+    "track": "custom",
+    "page": "pageview",
+    "screen": "screen",
+    "identify": "identify",
+    "group": "group",
+    "alias": "alias",
+}
 _dumps = orjson.dumps
+_UNSET = object()  # a template's key before the batch has one: equal to nothing
 
 
-def _message(
-    message: dict[str, Any],
-    site_id: str,
-    kind: Any,
-    measure: bool,
-    seen: dict[tuple[Any, Any], EndUser],
-    users: list[EndUser],
-) -> dict[str, Any]:
-    """One message as an event; its end user joins `users` (`seen`: those of the batch so far, each
-    (ip, userAgent) read once, since a batch names the same few again and again). This runs for
-    every message of a batch: the common cases (strings where strings belong, objects where
-    objects do) take the direct way, the rest `text`/`obj`."""
+class _Batch:
+    """What one request's messages share, worked out once for a run of them.
+
+    A batch's messages mostly come from one page, one campaign and one end user (a server
+    sending for a visitor, a client flushing its queue): the fields of an event that depend only
+    on its type, its `context.page` and its `context.campaign` (site, type, the page's fields,
+    the UTM attribution, the server context) are a template, kept while the next message has the
+    same three, and copied into each event; the end user is kept while the next message names
+    the same address and User-Agent. Only flat objects (every value a string or null) are kept as
+    keys: comparing one with any message's object then never recurses, and equal means the same
+    output (a number or a boolean, which `==` would confuse with another, never is one)."""
+
+    __slots__ = ("campaign", "ip", "kind", "page", "seen", "site_id", "template", "user", "user_agent", "users")
+
+    def __init__(self, site_id: str) -> None:
+        self.site_id = site_id
+        self.users: list[EndUser] = []
+        self.seen: dict[tuple[Any, Any], EndUser] = {}  # each (ip, userAgent) of the batch read once
+        self.kind: Any = _UNSET
+        self.page: Any = _UNSET
+        self.campaign: Any = _UNSET
+        self.template: dict[str, Any] = {}
+        self.ip: Any = _UNSET
+        self.user_agent: Any = _UNSET
+        self.user = _NOBODY
+
+
+def _flat(value: Any) -> bool:
+    """An object whose every value is a string or null (see _Batch)."""
+    return value.__class__ is dict and all(item is None or item.__class__ is str for item in value.values())
+
+
+def _message(message: dict[str, Any], kind: Any, measure: bool, state: _Batch) -> dict[str, Any]:
+    """One message as an event; its end user joins `state.users`. This runs for every message of a
+    batch: the common cases (strings where strings belong, objects where objects do) take the
+    direct way, the rest `text`/`obj`; what the message shares with the one before it is taken
+    from `state` (see _Batch). The checks run in the order the fields are read, so that a message
+    with several faults is turned away for the same one whatever came before it in the batch."""
     if measure:
         _measured(message)
     if kind not in TYPES:
         shown = kind[:40] if isinstance(kind, str) else kind
         raise Rejection("invalid_value", f"type {shown!r} is not one of {', '.join(sorted(TYPES))}", field="type")
+    site_id = state.site_id
     get = message.get
     anonymous_id, user_id = get("anonymousId"), get("userId")
     if anonymous_id.__class__ is not str:
@@ -141,67 +179,84 @@ def _message(
     if properties.__class__ is not dict:
         properties = obj(properties, "properties")
 
-    event: dict[str, Any] = {"siteId": site_id, "visitorId": anonymous_id or user_id}
+    # The message's own fields (its type's: name and props).
+    message_id = get("messageId")
+    made_id = event_id(site_id, message_id) if message_id is not None else None
+    timestamp = get("timestamp")
+    name: Any = None
+    if kind == "track":
+        name = get("event")
+        name = (name if name.__class__ is str else text(name)) or "(none)"
+        props = properties
+    elif kind == "page" or kind == "screen":
+        name = text(get("name"))
+        props = properties
+    elif kind == "identify":
+        props = obj(get("traits") or context.get("traits"), "traits")
+    elif kind == "group":
+        props = {**obj(get("traits"), "traits"), "groupId": text(get("groupId"))}
+    else:
+        props = {"previousId": text(get("previousId"))}
+    campaign = context.get("campaign")
+    if campaign and campaign.__class__ is not dict:
+        campaign = obj(campaign, "context.campaign")
+
+    # The fields it shares with the messages of the same type, page and campaign: the template.
+    # (A page message's page fields are its own: they may come from its properties.)
+    shared_page = page if kind != "page" else None
+    if kind == state.kind and shared_page == state.page and campaign == state.campaign:
+        template = state.template
+    else:
+        template = {"siteId": site_id, "eventType": _EVENT_TYPES[kind]}
+        if shared_page:  # where a track or identify happened
+            for field in _PAGE_FIELDS:
+                value = shared_page.get(field)
+                if value:
+                    template[field] = value if value.__class__ is str else text(value)
+        if campaign:
+            params = {}
+            for key, value in campaign.items():
+                utm_name = _CAMPAIGN.get(key)
+                if utm_name is not None and value and value.__class__ is str:
+                    params[utm_name] = value
+            if params:
+                template["attribution"] = {"utmParams": params}
+        template["context"] = SERVER_CONTEXT  # (its end user: below)
+        kept = (shared_page is None or _flat(shared_page)) and (not campaign or _flat(campaign))
+        state.kind, state.page, state.campaign = (kind, shared_page, campaign) if kept else (_UNSET,) * 3
+        state.template = template
+
+    event = template.copy()
+    event["visitorId"] = anonymous_id or user_id
     if user_id:
         event["userId"] = user_id
-    message_id = get("messageId")
-    if message_id is not None:
-        set_if(event, "eventId", event_id(site_id, message_id))
-    timestamp = get("timestamp")
+    if made_id is not None:
+        event["eventId"] = made_id
     if timestamp is not None:
         event["timestamp"] = timestamp
-    if kind == "track":
-        event["eventType"] = "custom"
-        name = get("event")
-        event["eventName"] = (name if name.__class__ is str else text(name)) or "(none)"
-        event["props"] = properties
-    elif kind == "page":
-        event["eventType"] = "pageview"
+    if name is not None:
+        event["eventName"] = name
+    event["props"] = props
+    if kind == "page":
         for field in _PAGE_FIELDS:
             set_if(event, field, text(page.get(field)) or text(properties.get(field)))
-        set_if(event, "eventName", text(get("name")))
-        event["props"] = properties
-    elif kind == "screen":
-        event["eventType"] = "screen"
-        set_if(event, "eventName", text(get("name")))
-        event["props"] = properties
-    elif kind == "identify":
-        event["eventType"] = "identify"
-        event["props"] = obj(get("traits") or context.get("traits"), "traits")
-    elif kind == "group":
-        event["eventType"] = "group"
-        event["props"] = {**obj(get("traits"), "traits"), "groupId": text(get("groupId"))}
-    else:
-        event["eventType"] = "alias"
-        event["props"] = {"previousId": text(get("previousId"))}
-    if kind != "page" and page:  # where a track or identify happened
-        for field in _PAGE_FIELDS:
-            value = page.get(field)
-            if value:
-                event[field] = value if value.__class__ is str else text(value)
 
-    campaign = context.get("campaign")
-    if campaign:
-        if campaign.__class__ is not dict:
-            campaign = obj(campaign, "context.campaign")
-        params = {}
-        for key, value in campaign.items():
-            name = _CAMPAIGN.get(key)
-            if name is not None and value and value.__class__ is str:
-                params[name] = value
-        if params:
-            event["attribution"] = {"utmParams": params}
-    event["context"] = SERVER_CONTEXT  # (its end user: below)
     if context:
-        key = (context.get("ip"), context.get("userAgent"))
-        try:
-            user = seen.get(key)
-        except TypeError:  # an unhashable value (a list, an object): not an address or an agent
-            user = _NOBODY
+        ip, user_agent = context.get("ip"), context.get("userAgent")
+        if ip == state.ip and user_agent == state.user_agent:
+            user = state.user
         else:
-            if user is None:
-                user = seen[key] = end_user(*key)
-        users.append(user)
+            try:
+                found = state.seen.get((ip, user_agent))
+            except TypeError:  # an unhashable value (a list, an object): not an address or an agent
+                user = _NOBODY
+            else:
+                if found is None:
+                    found = state.seen[(ip, user_agent)] = end_user(ip, user_agent)
+                user = found
+                if (ip is None or ip.__class__ is str) and (user_agent is None or user_agent.__class__ is str):
+                    state.ip, state.user_agent, state.user = ip, user_agent, user
+        state.users.append(user)
     else:
-        users.append(_NOBODY)
+        state.users.append(_NOBODY)
     return event

@@ -495,3 +495,64 @@ def test_umami_error_is_an_error_event_with_its_id_and_millisecond_time() -> Non
         with pytest.raises(Rejection) as raised:
             umami.translate({"type": "error", "payload": {**payload, **changed}})
         assert (raised.value.reason, raised.value.field) == (reason, field)
+
+
+def test_a_segment_batch_translates_each_message_as_it_would_alone() -> None:
+    """What consecutive messages share (the template of type, page and campaign; the end user) is
+    reused only where it gives each event what its own message would: a page or campaign equal
+    under `==` but not the same (1 and True, 1 and 1.0), a change of page, type or end user, and
+    nested or unhashable values all give each message's own fields."""
+    page = {"url": "https://example.com/a", "path": "/a", "title": "A"}
+    campaign = {"source": "news", "medium": "email"}
+    context = {"ip": "203.0.113.9", "userAgent": "Mozilla/5.0", "page": page, "campaign": campaign}
+    base = {"type": "track", "event": "e", "anonymousId": "a", "properties": {"p": 1}, "context": context}
+    deep: Any = "x"
+    for _ in range(200):  # (nested, within what orjson writes)
+        deep = [deep]
+    messages: list[dict[str, Any]] = [
+        base,
+        {**base, "event": "f", "userId": "u"},
+        {**base, "context": {**context, "page": {**page, "path": "/b"}}},
+        {**base, "context": {**context, "page": {**page, "path": "/b"}}},
+        {**base, "context": {**context, "page": {**page, "title": 1}}},
+        {**base, "context": {**context, "page": {**page, "title": True}}},
+        {**base, "context": {**context, "page": {**page, "title": 1.0}}},
+        {**base, "context": {**context, "page": {**page, "extra": deep}}},
+        {**base, "context": {**context, "page": {**page, "extra": deep}}},
+        {**base, "context": {**context, "campaign": {"source": "ads"}}},
+        {**base, "context": {**context, "campaign": {"source": "ads", "extra": deep}}},
+        {**base, "context": {**context, "campaign": {"source": "ads", "extra": deep}}},
+        {**base, "context": {**context, "campaign": None}},
+        {**base, "context": {**context, "campaign": {}}},
+        {**base, "type": "screen", "name": "Home"},
+        {**base, "type": "page", "properties": {"url": "https://example.com/p"}},
+        {**base, "type": "page", "context": {**context, "page": {"path": "/q"}}},
+        {**base, "type": "identify", "traits": {"email": "a@b.c"}},
+        {**base, "type": "group", "groupId": "g", "traits": {"n": 1}},
+        {**base, "type": "alias", "previousId": "old"},
+        {**base, "context": {**context, "ip": "198.51.100.1"}},
+        {**base, "context": {**context, "ip": ["198.51.100.1"]}},
+        {**base, "context": {**context, "ip": ["198.51.100.1"]}},
+        {**base, "context": {**context, "userAgent": deep}},
+        {**base, "context": {**context, "userAgent": deep}},
+        {**base, "context": {}},
+        base,
+    ]
+    batch = segment.translate({"batch": messages}, "shop", "batch")
+    alone = [segment.translate(message, "shop", message["type"]) for message in messages]
+    assert batch.events == [each.events[0] for each in alone]
+    assert [(user.ip, user.user_agent) for user in batch.users or []] == [
+        (user.ip, user.user_agent) for each in alone for user in each.users or []
+    ]
+    # (1, True and 1.0 are three titles)
+    assert [event.get("title") for event in batch.events[4:7]] == ["1", None, "1.0"]
+
+
+def test_a_message_nested_deeper_than_json_is_written_is_refused_not_an_error() -> None:
+    """orjson reads deeper than it writes: measuring such a message for the 32 KB limit is a
+    clean 400, as storing one is (validate.to_event), not a TypeError."""
+    deep = b"[" * 300 + b'"x"' + b"]" * 300
+    body = b'{"batch": [{"type": "track", "anonymousId": "a", "context": {"library": ' + deep + b"}}]}"
+    with pytest.raises(Rejection) as raised:
+        segment.translate(orjson.loads(body), "shop", "batch", body_bytes=40_000)
+    assert (raised.value.reason, raised.value.index) == ("invalid_value", 0)
