@@ -143,10 +143,14 @@ def _start_worker(job: _Job) -> None:
     gc.set_threshold(50_000)
 
 
+_NAMESPACE_BYTES = ID_NAMESPACE.bytes  # (a property: computed once, not per line)
+_sha1 = hashlib.sha1
+
+
 def event_id_of(content: bytes, earlier_equal_lines: int) -> uuid.UUID:
     """The id of a line without eventId: UUID v5 of its content and its rank among equal lines."""
     name = content if not earlier_equal_lines else content + b"#%d" % earlier_equal_lines
-    digest = hashlib.sha1(ID_NAMESPACE.bytes + name, usedforsecurity=False).digest()
+    digest = _sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()
     return _uuid(int.from_bytes(digest[:16], "big") & _VERSION_BITS | _VERSION_5)
 
 

@@ -241,11 +241,6 @@ _fromhex = bytes.fromhex
 _from_bytes = int.from_bytes  # big-endian, a UUID's byte order
 
 
-def uuid_of(octets: bytes) -> uuid.UUID:
-    """The UUID of 16 bytes, made without uuid.UUID's constructor (below)."""
-    return _uuid(_from_bytes(octets))
-
-
 # uuid.UUID's constructor checks its many keyword forms first, more work than all the rest of making
 # an event id. This sets the same two slots it sets, the way it sets them (UUID refuses __setattr__).
 _VERSION_BITS = ~(0xF000 << 64 | 0xC000 << 48)  # clears the version and variant bits

@@ -179,7 +179,7 @@ def copy_rows(rows: Sequence[Row], sender: Sender) -> bytes:
     for event_id, site_id, event_type, occurred_at, client_timestamp, visitor_id, session_id, payload in rows:
         parts += (
             _ROW_START,
-            event_id.bytes,
+            event_id.int.to_bytes(16),  # (UUID.bytes, without its Python-level property)
             texts.get(site_id) or _known_text(site_id, texts),
             texts.get(event_type) or _known_text(event_type, texts),
             stamps.get(occurred_at) or _stamp(occurred_at, stamps),
