@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/instructions.py [--before /path/to/older/checkout] [--rounds 20]
     .venv/bin/python bench/instructions.py --dialects [--before /path/to/older/checkout] [--requests 160]
+    .venv/bin/python bench/instructions.py --import [--before /path/to/older/checkout] [--lines 20000]
 
 CPU time per request moves by ±10 % here from one run to the next when other work shares the
 cores (caches, the other hyperthread); callgrind counts the instructions executed instead, which
@@ -16,6 +17,11 @@ scratch database of bench/ingest.py. Needs valgrind (Debian's package).
 at a time, each a batch of 100 events, fresh ids): instructions per `/collect` batch, per `/collect`
 batch from a server source, and per Segment `/v1/batch` of the same events, each in a process of
 its own, and their ratios (the target: /v1/batch at most 1.3 times /collect).
+
+`--import`: issue 13's import, the part of it that runs per line in a worker: `importer.prepare`
+over batches of `CHUNK_LINES` lines of bench/import.py's file (written once, outside callgrind, and
+read by both checkouts), counted with the unpickling of each batch and the pickling of its result,
+as the worker pool does them. Needs no database. Instructions per line.
 """
 
 from __future__ import annotations
@@ -124,6 +130,66 @@ def inner_dialects(checkout: Path, kind: str, requests: int) -> None:
     print(f"requests {requests}")
 
 
+def inner_import(checkout: Path, path: Path) -> None:
+    """In the checkout's own Python, under callgrind: its worker's part of the import of `path`."""
+    import pickle
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from sluice.collector import importer
+
+    lines = path.read_bytes().splitlines(keepends=True)
+    chunk = importer.CHUNK_LINES
+    received_at = datetime.now(UTC)
+    salt = os.urandom(32)
+    tasks = [
+        pickle.dumps(importer.Task(lines[at : at + chunk], list(range(at + 1, at + chunk + 1)), received_at, salt))
+        for at in range(0, len(lines), chunk)
+    ]
+    del lines
+    importer._start_worker(importer._Job(None, timedelta(seconds=300), "", None))
+    subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], capture_output=True, check=False)
+    time.sleep(0.5)  # callgrind takes the command at its next check
+    accepted = 0
+    for blob in tasks:
+        prepared = importer.prepare(pickle.loads(blob))
+        pickle.dumps(prepared)
+        accepted += prepared.events
+    subprocess.run(["callgrind_control", "-i", "off", str(os.getpid())], capture_output=True, check=False)
+    time.sleep(0.5)
+    print(f"requests {len(tasks) * chunk} accepted {accepted}")
+
+
+def count_import(checkout: Path, path: Path) -> float:
+    """Instructions per line of the worker's part of importing `path`, in `checkout` (its own .venv)."""
+    with tempfile.TemporaryDirectory(prefix="sluice-callgrind-") as tmp:
+        out = Path(tmp) / "callgrind.out"
+        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+        command += [str(checkout / ".venv" / "bin" / "python"), __file__, "--inner-import", str(checkout), str(path)]
+        run = subprocess.run(command, cwd=checkout, capture_output=True, text=True, check=True)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", run.stderr)
+    lines = re.search(r"requests (\d+)", run.stdout)
+    if not (found and lines):
+        raise RuntimeError(f"no count from callgrind:\n{run.stderr[-2000:]}")
+    return int(found.group(1).replace(",", "")) / int(lines.group(1))
+
+
+def imports(before: Path | None, lines: int) -> None:
+    """Instructions per line of the import's worker, in each checkout, on the same file."""
+    with tempfile.TemporaryDirectory(prefix="sluice-import-lines-") as tmp:
+        path = Path(tmp) / "events.ndjson"
+        command = [sys.executable, str(REPO / "bench" / "import.py"), "--generate-only", str(path)]
+        subprocess.run([*command, "--events", str(lines)], check=True, cwd=REPO)
+        counts = {}
+        for name, checkout in ((f"before ({before})", before), ("this checkout", REPO)):
+            if checkout is not None:
+                counts[name] = count_import(checkout, path)
+                print(f"{name}: {counts[name]:,.0f} instructions per imported line (the worker's part)")
+        if len(counts) == 2:
+            first, last = counts.values()
+            print(f"this / before: {last / first:.3f}")
+
+
 def count(checkout: Path, rounds: int, dialect: str | None = None) -> float:
     """Instructions per request in `checkout` (with its own .venv): a single-event /collect, or
     with `dialect` (one of DIALECT_KINDS) a batch of 100 of that kind, `rounds` requests of it."""
@@ -148,12 +214,20 @@ def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--inner":
         inner_dialects(Path(sys.argv[2]), sys.argv[4], int(sys.argv[3]))
         return
+    if len(sys.argv) == 4 and sys.argv[1] == "--inner-import":
+        inner_import(Path(sys.argv[2]), Path(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", type=Path, help="an older checkout with its own .venv, measured first")
     parser.add_argument("--rounds", type=int, default=20, help="rounds of 64 requests (default 20)")
     parser.add_argument("--dialects", action="store_true", help="issue 15: batches of 100, Segment vs /collect")
     parser.add_argument("--requests", type=int, default=160, help="with --dialects: requests of each kind (160)")
+    parser.add_argument("--import", dest="import_", action="store_true", help="issue 13: the import's worker")
+    parser.add_argument("--lines", type=int, default=20_000, help="with --import: lines of the file (20,000)")
     args = parser.parse_args()
+    if args.import_:
+        imports(args.before.resolve() if args.before else None, args.lines)
+        return
     if args.dialects:
         dialects(args.before.resolve() if args.before else None, args.requests)
         return
