@@ -104,7 +104,12 @@ async def uses_sketches(conn: AsyncConnection[Any]) -> bool:
 
 async def _all(conn: AsyncConnection[Any], query: sql.Composed | sql.SQL | str, params: dict[str, Any]) -> list[Row]:
     cursor = conn.cursor(row_factory=dict_row)
-    await cursor.execute(query, params)
+    # Never as a prepared statement: psycopg prepares a query on its 5th run on a connection, and
+    # PostgreSQL then switches it to a generic plan after 5 more, one that cannot see the period's
+    # dates or the days' array (`_period_rows`). On the 10M-event set that turned `path` over 12mo
+    # from ~20 ms into 120-200 ms from the 11th request of a pooled connection on (bench/README.md,
+    # "Reports", 2026-12-03); planning each time costs ~1-4 ms.
+    await cursor.execute(query, params, prepare=False)
     return await cursor.fetchall()
 
 
