@@ -104,7 +104,12 @@ async def uses_sketches(conn: AsyncConnection[Any]) -> bool:
 
 async def _all(conn: AsyncConnection[Any], query: sql.Composed | sql.SQL | str, params: dict[str, Any]) -> list[Row]:
     cursor = conn.cursor(row_factory=dict_row)
-    await cursor.execute(query, params)
+    # Never as a prepared statement: psycopg prepares a query on its 5th run on a connection, and
+    # PostgreSQL then switches it to a generic plan after 5 more, one that cannot see the period's
+    # dates or the days' array (`_period_rows`). On the 10M-event set that turned `path` over 12mo
+    # from ~20 ms into 120-200 ms from the 11th request of a pooled connection on (bench/README.md,
+    # "Reports", 2026-12-03); planning each time costs ~1-4 ms.
+    await cursor.execute(query, params, prepare=False)
     return await cursor.fetchall()
 
 
@@ -538,10 +543,15 @@ async def breakdown(
     offset: int = 0,
     order: str | None = None,
     filter_: Filter | None = None,
+    period_totals: Row | None = None,
 ) -> Row:
     """The values of `dimension` in the period, best first by `order`, each with its metrics and its
     share of the period's total of that metric (for `path`: pageviews of the page; sessions and
     visitors that viewed it, so shares of those add up to more than 1).
+
+    `period_totals`: what `totals(conn, site, period, filter_)` answers, when the caller has it
+    already (the dashboard's summary): its 13 session lists would otherwise each ask again for the
+    same total.
 
     Session dimensions and `path` have pageviews, visitors and sessions (order by any, default
     pageviews); `target_domain` and `short_code`, clicks and visitors (default clicks); `event_name`
@@ -554,14 +564,16 @@ async def breakdown(
     elif dimension in EVENT_DIMENSIONS:
         order = order or "events"
         rows, total = await _custom_event_rows(conn, site, period, filter_, order, limit + 1, offset)
-        sessions = (await totals(conn, site, period, filter_))["sessions"]
+        sessions = (period_totals or await totals(conn, site, period, filter_, visitors=False))["sessions"]
         for row in rows:
             row["conversion_rate"] = round(row["sessions"] / sessions, 4) if sessions else None
         metrics, extra = EVENT_ORDERS, ("conversion_rate",)
     else:
         order = order or "pageviews"
         rows = await _value_rows(conn, site, period, dimension, filter_, order, limit + 1, offset)
-        total = (await totals(conn, site, period, filter_, visitors=order == "visitors"))[order]
+        if period_totals is None:
+            period_totals = await totals(conn, site, period, filter_, visitors=order == "visitors")
+        total = period_totals[order]
         metrics = ORDERS
     return {
         "site": site,

@@ -265,11 +265,19 @@ async def report(source: Source, site: str, period: Period, now: datetime, max_f
     interval = period.default_interval()  # as /timeseries without interval=
     named = period_query(period)
     dimensions = [entry for entry in LISTS if entry[0] in queries.DIMENSIONS]
+    summary_task = asyncio.ensure_future(source.ask(queries.summary, site, period))
+
+    async def listed(dimension: str) -> Any:
+        # the lists' shares are of the summary's totals (the same totals() of the same period): asked
+        # once for the page, not once more per list
+        current = await summary_task
+        return await source.ask(queries.breakdown, site, period, dimension, limit=LIST_LIMIT, period_totals=current)
+
     summary, series, live, *lists = await asyncio.gather(
-        source.ask(queries.summary, site, period),
+        summary_task,
         source.ask(queries.timeseries, site, period, interval, CHART_METRICS),
         source.ask(queries.realtime, site, now, max_future_skew_s=max_future_skew_s),
-        *(source.ask(queries.breakdown, site, period, dimension, limit=LIST_LIMIT) for dimension, _, _ in dimensions),
+        *(listed(dimension) for dimension, _, _ in dimensions),
     )
     shown_lists = [
         top_list(

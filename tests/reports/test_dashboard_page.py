@@ -123,6 +123,23 @@ def test_every_number_on_the_page_is_the_apis(counted_shop: TestClient, query: d
     assert set(queries.DIMENSIONS) - page["lists"].keys() <= {"event_name"}  # shown when it has rows
 
 
+@pytest.mark.parametrize("period", ["7d", "12mo", "24h"])
+def test_the_lists_bars_are_the_apis_shares(counted_shop: TestClient, period: str) -> None:
+    """The page's lists take their totals from its summary (one totals() for the page, not one per
+    list): each row's bar is still the API's share, which asks for the total itself."""
+    signed_in = sign_in(counted_shop)
+    html = signed_in.get("/dashboard", params={"site": "shop", "period": period}).text
+    bars = [float(width) for width in re.findall(r'<rect width="([0-9.]+)" height="1"/>', html)]
+    expected = []
+    for dimension, _, _ in view.LISTS:
+        if dimension not in queries.DIMENSIONS:
+            continue
+        rows = api(signed_in, f"breakdown/{dimension}", period=period, limit="10")["rows"]
+        expected += [round((row["share"] or 0) * 100, 1) for row in rows]
+    assert bars == expected
+    assert any(0 < bar < 100 for bar in bars)
+
+
 def test_changing_the_period_changes_the_numbers(signed_in: TestClient) -> None:
     week = shown(signed_in.get("/dashboard?site=shop&period=7d").text)["summary"]
     month = shown(signed_in.get("/dashboard?site=shop&period=30d").text)["summary"]
