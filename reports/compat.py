@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from psycopg import AsyncConnection, sql
-from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -25,6 +24,7 @@ from sluice.http import Handler, JSONResponse, error_response
 from sluice.reports import api
 from sluice.reports.access import readers_only
 from sluice.reports.periods import midnight
+from sluice.reports.queries import all_rows
 from sluice.settings import Settings
 
 TOP = 10
@@ -40,12 +40,6 @@ class NotFound(Exception):
     def __init__(self, error: str, message: str, field: str) -> None:
         super().__init__(message)
         self.error, self.message, self.field = error, message, field
-
-
-async def _all(conn: AsyncConnection[Any], query: sql.Composed | sql.SQL | str, params: dict[str, Any]) -> list[Row]:
-    cursor = conn.cursor(row_factory=dict_row)
-    await cursor.execute(query, params)
-    return await cursor.fetchall()
 
 
 def _calendar(now: datetime) -> dict[str, datetime]:
@@ -81,7 +75,7 @@ async def _click_stats(
         ).format(key=sql.SQL(key), nulls=sql.Literal(nulls), base=base)
 
     totals = (
-        await _all(
+        await all_rows(
             conn,
             sql.SQL(
                 """select count(*) as total_clicks, count(distinct c.visitor_key) as unique_clicks,
@@ -98,7 +92,7 @@ async def _click_stats(
     )[0]
     daily = {
         r["day"]: r["clicks"]
-        for r in await _all(
+        for r in await all_rows(
             conn,
             sql.SQL(
                 "select (c.occurred_at at time zone 'UTC')::date as day, count(*) as clicks {base}"
@@ -109,11 +103,11 @@ async def _click_stats(
     }
     return {
         **totals,
-        "top_countries": await _all(conn, grouped("c.country", in_range=False, nulls="Unknown"), params),
-        "top_referers": await _all(conn, grouped("url_host(c.referrer)", in_range=False, nulls="Direct"), params),
-        "range_referrers": await _all(conn, grouped("url_host(c.referrer)", in_range=True, nulls="Direct"), params),
-        "devices": await _all(conn, grouped("c.device_type", in_range=True, nulls="unknown"), params),
-        "browsers": await _all(conn, grouped("c.browser", in_range=True, nulls="unknown"), params),
+        "top_countries": await all_rows(conn, grouped("c.country", in_range=False, nulls="Unknown"), params),
+        "top_referers": await all_rows(conn, grouped("url_host(c.referrer)", in_range=False, nulls="Direct"), params),
+        "range_referrers": await all_rows(conn, grouped("url_host(c.referrer)", in_range=True, nulls="Direct"), params),
+        "devices": await all_rows(conn, grouped("c.device_type", in_range=True, nulls="unknown"), params),
+        "browsers": await all_rows(conn, grouped("c.browser", in_range=True, nulls="unknown"), params),
         "daily": [(day.isoformat(), daily.get(day, 0)) for day in _days(first, now.date())],
     }
 
@@ -128,7 +122,7 @@ async def short_code_stats(
     """Seed 001's per-link statistics (all time, with today, this week and this month) and seed
     000's for the last `days` days. NotFound when no site has clicks with that code, or (409) when
     several have and `site` does not say which."""
-    found = await _all(
+    found = await all_rows(
         conn,
         "select distinct site_id from clicks where short_code = %(code)s and not is_bot order by site_id",
         {"code": short_code},
@@ -169,7 +163,7 @@ async def global_stats(conn: AsyncConnection[Any], now: datetime, *, days: int =
     first = midnight(now.date() - timedelta(days=days - 1))
     where_in_range = sql.SQL("{} and c.occurred_at >= %(first)s").format(where)
     stats = await _click_stats(conn, where_in_range, {"site": site, "first": first}, now, days)
-    top_urls = await _all(
+    top_urls = await all_rows(
         conn,
         sql.SQL(
             """select c.short_code, count(*) as clicks from clicks as c
@@ -203,7 +197,7 @@ async def event_summary(conn: AsyncConnection[Any], now: datetime, *, hours: int
     its timed_count; null if none)."""
     current_hour = now.replace(minute=0, second=0, microsecond=0)
     since = current_hour - timedelta(hours=hours - 1)
-    rows = await _all(
+    rows = await all_rows(
         conn,
         sql.SQL(
             """select event_type, sum(count)::bigint as count,
@@ -235,7 +229,7 @@ async def user_stats(conn: AsyncConnection[Any], user_id: str) -> Row:
     userId the events sent, else a visitor key (a visitorId). Events by type, sessions, pageviews,
     first and last activity; every event counts, bots included, as that table counts. NotFound
     when no site has events of it."""
-    found = await _all(
+    found = await all_rows(
         conn,
         """select site_id, first_seen_at, last_seen_at, events, events_by_type, sessions, pageviews
            from user_stats where user_key = %(id)s order by site_id""",

@@ -102,7 +102,10 @@ async def uses_sketches(conn: AsyncConnection[Any]) -> bool:
     return _sketch_support[conn]
 
 
-async def _all(conn: AsyncConnection[Any], query: sql.Composed | sql.SQL | str, params: dict[str, Any]) -> list[Row]:
+async def all_rows(
+    conn: AsyncConnection[Any], query: sql.Composed | sql.SQL | str, params: dict[str, Any]
+) -> list[Row]:
+    """The query's rows as dicts; also the seed endpoints' (reports/compat.py) one way to read."""
     cursor = conn.cursor(row_factory=dict_row)
     # Never as a prepared statement: psycopg prepares a query on its 5th run on a connection, and
     # PostgreSQL then switches it to a generic plan after 5 more, one that cannot see the period's
@@ -114,7 +117,7 @@ async def _all(conn: AsyncConnection[Any], query: sql.Composed | sql.SQL | str, 
 
 
 async def _one(conn: AsyncConnection[Any], query: sql.Composed | sql.SQL | str, params: dict[str, Any]) -> Row:
-    found = await _all(conn, query, params)
+    found = await all_rows(conn, query, params)
     assert len(found) == 1
     return found[0]
 
@@ -514,7 +517,7 @@ async def timeseries(
             select start, pageviews, visitors, sessions, {_RATES}, events from points
             """
         ).format(filter=_session_filter(filter_))
-    found = {row["start"]: row for row in await _all(conn, query, params)}
+    found = {row["start"]: row for row in await all_rows(conn, query, params)}
     points = []
     for bucket in buckets(period, interval):
         row = found.get(bucket, {})
@@ -672,7 +675,7 @@ async def _value_rows(
             {{ordering}}
             """
         ).format(column=sql.Identifier("s", dimension), filter=_session_filter(filter_), ordering=ordering)
-    return await _all(conn, query, params)
+    return await all_rows(conn, query, params)
 
 
 # A value's distinct visitors over several days are at most the sum of its days' (exact) visitors;
@@ -690,7 +693,7 @@ async def _value_rows_by_visitors(
     time, until the page's last value has more visitors than the next value's bound: no value left
     can then rank on the page. The page equals the one from unioning every value's sketches."""
     sums, more = _period_sums("daily_breakdown", ("pageviews", "sessions"), period)
-    candidates = await _all(conn, f"{sums} order by day_visitors desc, value", params | more)
+    candidates = await all_rows(conn, f"{sums} order by day_visitors desc, value", params | more)
     needed = offset + limit
     counted: list[Row] = []
     position = 0
@@ -708,7 +711,7 @@ async def _value_rows_by_visitors(
             sketches, more = _period_sketches(
                 "daily_breakdown_sketches", "%(dimension)s", period, "and value = any(%(values)s)"
             )
-            found = await _all(
+            found = await all_rows(
                 conn,
                 f"""select value, {_UNION} as visitors
                     from ({sketches}) as period_sketches
@@ -722,7 +725,7 @@ async def _value_rows_by_visitors(
                 {"value": r["value"], "pageviews": r["pageviews"], "visitors": visitors, "sessions": r["sessions"]}
             )
     # the page in the database's order (ties by value, in its collation)
-    page = await _all(
+    page = await all_rows(
         conn,
         """select value from unnest(%(values)s::text[], %(visitors)s::bigint[]) as v (value, visitors)
            order by visitors desc, value limit %(limit)s offset %(offset)s""",
@@ -791,7 +794,7 @@ async def _click_rows(
         order=sql.Identifier(order),
         ordering=sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order)),
     )
-    rows = await _all(conn, query, params)
+    rows = await all_rows(conn, query, params)
     return [r for r in rows if r["value"] is not None], int(rows[0]["total"])
 
 
@@ -858,7 +861,7 @@ async def _daily_click_rows(
         final_ordering=sql.SQL("") if by_clicks else ordering,
         order=sql.Identifier(order),
     )
-    rows = await _all(conn, query, params)
+    rows = await all_rows(conn, query, params)
     return [r for r in rows if r["value"] is not None], int(rows[0]["total"])
 
 
@@ -925,7 +928,7 @@ async def _custom_event_rows(
         order=sql.Identifier(order),
         ordering=sql.SQL("order by {} desc, value limit %(limit)s offset %(offset)s").format(sql.Identifier(order)),
     )
-    rows = await _all(conn, query, params)
+    rows = await all_rows(conn, query, params)
     return [r for r in rows if r["value"] is not None], int(rows[0]["total"])
 
 
@@ -1002,7 +1005,7 @@ async def realtime(
 
 async def sites(conn: AsyncConnection[Any]) -> list[Row]:
     """Every site with data in the daily tables: its first and last day."""
-    rows = await _all(
+    rows = await all_rows(
         conn,
         """select site_id as site, min(day) as first_day, max(day) as last_day
            from daily_metrics group by site_id order by site_id""",
