@@ -7,12 +7,14 @@ the lock (try --wait).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import replace
 from datetime import date
 from typing import Any
 
 import orjson
+from psycopg import sql as psql
 
 from sluice.etl import pipeline
 from sluice.etl.jobs import JOBS, describe
@@ -130,12 +132,36 @@ def _cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     if added:
         text = text.rstrip("\n") + "\n\n-- then, added by the run (etl/pipeline.py: after_job):\n"
         text += "\n".join(f"{statement.as_string()};" for statement in added)
-    values = pipeline.parameters(settings)
-    header = "\n".join(f"--   %({name})s = interval '{value}'" for name, value in values.items())
-    print(f"-- sql/etl/{args.job}.sql.j2, rendered. Parameters bound at run time, besides the batch bounds:")
-    print(f"{header}\n")
+    print(f"-- sql/etl/{args.job}.sql.j2, rendered. Parameters bound at run time:")
+    print("\n".join(parameter_lines(text, pipeline.parameters(settings))) + "\n")
     print(text.rstrip("\n"))
     return 0
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+# The parameters a run adds to pipeline.parameters: the batch's bounds, a one-day or backfill
+# recompute's days, a bulk batch's size.
+_PER_RUN = {
+    "watermark_from": "the batch's lower txid bound (the previous run's watermark)",
+    "watermark_to": "the batch's upper txid bound (the snapshot xmin at the run's start)",
+    "target_date": "the first day recounted (`sluice etl daily` or backfill)",
+    "last_date": "the last day recounted",
+    "bulk_events": "the events of a bulk batch",
+}
+
+
+def parameter_lines(text: str, values: dict[str, Any]) -> list[str]:
+    """One comment line per parameter the statements use, in order of first use: the SQL literal
+    psycopg sends for a configured value (sql.Literal, the same adaptation as a bound one, so the
+    line can be pasted into the statement), or what a run binds. A header built by hand once printed
+    `interval '100'` for the integer values cap."""
+    lines = []
+    for name in dict.fromkeys(_PLACEHOLDER.findall(text)):
+        if name in values:
+            lines.append(f"--   %({name})s = {psql.Literal(values[name]).as_string(None)}")
+        else:
+            lines.append(f"--   %({name})s: {_PER_RUN.get(name, 'set by the run')}")
+    return lines or ["--   (none)"]
 
 
 def _positive(raw: str) -> int:

@@ -9,6 +9,7 @@ import pytest
 from eventlog import event, insert
 
 from sluice.cli import main
+from sluice.etl import pipeline
 from sluice.etl.jobs import JOBS, TABLES
 from sluice.etl.locks import RUN_LOCK
 from sluice.settings import Settings
@@ -93,3 +94,30 @@ def test_render_prints_the_sql_that_runs(capsys: pytest.CaptureFixture[str]) -> 
     assert capsys.readouterr().out == "-- user_agents runs Python, no SQL: sluice.etl.enrich.enrich_user_agents\n"
     assert main(["etl", "render", "nope"]) == 2
     assert "no ETL job 'nope'; known jobs: reset, batch_user_agents, user_agents," in capsys.readouterr().err
+
+
+def test_render_header_shows_the_values_bound(db: psycopg.Connection, capsys: pytest.CaptureFixture[str]) -> None:
+    # The header once printed every configured value as `interval '...'` (the values cap too,
+    # an integer): each line is now the literal psycopg sends, for the parameters the job uses.
+    assert main(["etl", "render", "daily_custom_event_props"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1:3] == ["--   %(prop_values_cap)s = 100", ""]
+    assert "interval '100'" not in out
+    assert main(["etl", "render", "batch_events"]) == 0
+    header = capsys.readouterr().out.split("\n\n", 1)[0].splitlines()[1:]
+    assert header == [
+        "--   %(watermark_from)s: the batch's lower txid bound (the previous run's watermark)",
+        "--   %(watermark_to)s: the batch's upper txid bound (the snapshot xmin at the run's start)",
+        "--   %(lateness)s = '3 days 0:00:00'::interval",
+    ]
+    # what the literal means in PostgreSQL is what a run binds
+    bound = pipeline.parameters(Settings.from_env())
+    for job in ("sessionized_events", "daily_custom_event_props", "batch_events"):
+        assert main(["etl", "render", job]) == 0
+        for line in capsys.readouterr().out.split("\n\n", 1)[0].splitlines()[1:]:
+            if " = " in line:
+                name, literal = line.removeprefix("--   %(").split(")s = ")
+                shown = db.execute(f"select {literal} = %s", (bound[name],)).fetchone()
+                assert shown == (True,), line
+    assert main(["etl", "render", "sessions"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "--   (none)"

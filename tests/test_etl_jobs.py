@@ -178,8 +178,9 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "monthly_breakdown": 14,  # as daily_breakdown
         "daily_custom_events": 0,
         "daily_custom_event_props": 0,
-        "daily_visitor_sketches": 1,  # the touched day's sketches, recomputed
-        "hourly_metrics": 1,  # the day's hours recomputed: its one session now starts at 09:00
+        "daily_visitor_sketches": 0,  # the same visitor on the same day: the sketch gains nobody
+        # 10:00 lost its one visitor (recounted: gone), 09:00 is new (counted): one row inserted
+        "hourly_metrics": 1,
         # the rows gaining a visitor: entry_path /c and path /c (entry_path /a lost its one: recounted, gone)
         "daily_breakdown_sketches": 2,
         # moved by the session's difference, as daily_breakdown: 11 dimensions one event up,

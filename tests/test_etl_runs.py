@@ -480,6 +480,36 @@ def test_a_backfill_that_rewrites_a_click_of_a_closed_month_unions_that_month_ag
     assert_a_rebuild_gives_the_same_tables(db, settings)
 
 
+def test_a_backfill_of_a_batch_far_larger_than_the_tables_runs_as_a_rebuild(
+    db: psycopg.Connection, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import into a new database: its backfill's bulk batch (pipeline.BULK_EVENTS or more: 2
+    here) outnumbers the events the tables hold BACKFILL_AS_REBUILD times over, so it runs as a
+    rebuild, with the same tables as a rebuild. Not after retention trimmed the raw log, nor once
+    the tables hold enough events."""
+    monkeypatch.setattr(pipeline, "BULK_EVENTS", 2)
+    day = date(2026, 3, 1)
+
+    def backfill(first: date = day, last: date = day) -> pipeline.RunResult:
+        db.execute("analyze stg_events")  # its row count as PostgreSQL knows it, exact
+        return pipeline.backfill(settings, first, last)
+
+    insert(db, [event(at_="2026-03-01 10:00", visitor="v1"), event(at_="2026-03-01 10:05", visitor="v1")])
+    db.execute("update etl_state set raw_log_from = '2026-01-01'")
+    assert pipeline.BACKFILLED_AS_REBUILD not in backfill().step_seconds
+    db.execute("update etl_state set raw_log_from = null")
+    insert(db, [event(at_=f"2026-03-01 11:{m:02d}", visitor=f"w{m % 3}", url=f"https://ex.com/{m}") for m in range(7)])
+    assert pipeline.BACKFILLED_AS_REBUILD not in backfill().step_seconds  # 7 events over 2: fewer than 4 x 2
+    assert_a_rebuild_gives_the_same_tables(db, settings)
+    many = [event(at_=f"2026-02-{d:02d} 0{h}:00", visitor=f"x{d}") for d in range(1, 28) for h in range(2)]
+    insert(db, [*many, event(at_="2026-03-01 10:01", visitor="v1")])  # 55 events over 9, 54 sessions
+    backfilled = backfill(date(2026, 2, 1), date(2026, 2, 27))
+    assert pipeline.BACKFILLED_AS_REBUILD in backfilled.step_seconds
+    assert (backfilled.kind, backfilled.events_processed, backfilled.remaining) == ("backfill", 9 + 55, 0)
+    assert rows(db, "select count(*) as n from sessions where started_on < '2026-03-01'") == [{"n": 54}]
+    assert_a_rebuild_gives_the_same_tables(db, settings)
+
+
 def test_a_touched_day_without_breakdown_rows_is_recounted_whole(db: psycopg.Connection, settings: Settings) -> None:
     insert(db, [event(at_="2026-03-01 10:00", url="https://ex.com/a"), event(at_="2026-03-01 11:00", visitor="v2")])
     pipeline.run(settings)
