@@ -162,16 +162,7 @@ def inner_import(checkout: Path, path: Path) -> None:
 
 def count_import(checkout: Path, path: Path) -> float:
     """Instructions per line of the worker's part of importing `path`, in `checkout` (its own .venv)."""
-    with tempfile.TemporaryDirectory(prefix="sluice-callgrind-") as tmp:
-        out = Path(tmp) / "callgrind.out"
-        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
-        command += [str(checkout / ".venv" / "bin" / "python"), __file__, "--inner-import", str(checkout), str(path)]
-        run = subprocess.run(command, cwd=checkout, capture_output=True, text=True, check=True)
-    found = re.search(r"I\s+refs:\s+([\d,]+)", run.stderr)
-    lines = re.search(r"requests (\d+)", run.stdout)
-    if not (found and lines):
-        raise RuntimeError(f"no count from callgrind:\n{run.stderr[-2000:]}")
-    return int(found.group(1).replace(",", "")) / int(lines.group(1))
+    return _per_request(checkout, ["--inner-import", str(checkout), str(path)])
 
 
 def imports(before: Path | None, lines: int) -> None:
@@ -193,12 +184,19 @@ def imports(before: Path | None, lines: int) -> None:
 def count(checkout: Path, rounds: int, dialect: str | None = None) -> float:
     """Instructions per request in `checkout` (with its own .venv): a single-event /collect, or
     with `dialect` (one of DIALECT_KINDS) a batch of 100 of that kind, `rounds` requests of it."""
+    inner_args = ["--inner", str(checkout), str(rounds)]
+    if dialect is not None:
+        inner_args += [dialect]
+    return _per_request(checkout, inner_args)
+
+
+def _per_request(checkout: Path, inner_args: list[str]) -> float:
+    """This file run with `inner_args` under callgrind in `checkout`'s .venv: the instructions
+    counted while instrumentation was on, per request (or line) the inner run says it made."""
     with tempfile.TemporaryDirectory(prefix="sluice-callgrind-") as tmp:
         out = Path(tmp) / "callgrind.out"
         command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
-        command += [str(checkout / ".venv" / "bin" / "python"), __file__, "--inner", str(checkout), str(rounds)]
-        if dialect is not None:
-            command += [dialect]
+        command += [str(checkout / ".venv" / "bin" / "python"), __file__, *inner_args]
         run = subprocess.run(command, cwd=checkout, capture_output=True, text=True, check=True)
     found = re.search(r"I\s+refs:\s+([\d,]+)", run.stderr)
     requests = re.search(r"requests (\d+)", run.stdout)
