@@ -51,17 +51,16 @@ def write_key_of(doc: Any) -> str | None:
 
 def translate(doc: Any, site_id: str, kind: str, body_bytes: int = MAX_BATCH_BYTES) -> Translated:
     """`kind` is the endpoint's type (`/v1/track` -> "track"), or "batch". `body_bytes`: the size
-    of the body `doc` was read from, which bounds what its messages can weigh (below).
+    of the body `doc` was read from, which bounds what its messages can weigh (_messages).
 
     Each message's end user (its context.ip and context.userAgent) is read here, where the
     message is, into `Translated.users` (a request with a write key is a server source): the
     events leave with `context` as sources.take_contexts would leave it."""
     if not isinstance(doc, dict):
         raise Rejection("malformed_json", "the body must be a JSON object")
-    state = _Batch(site_id)
-    if kind != "batch":
-        event = _message(doc, kind, body_bytes > MAX_MESSAGE_BYTES, state)
-        return Translated([event], doc.get("sentAt"), state.users)
+    if kind != "batch":  # one message, read as a batch of one whose refusals carry no index
+        events, users = _messages([doc], site_id, kind, body_bytes)
+        return Translated(events, doc.get("sentAt"), users)
     batch = doc.get("batch")
     if batch is None:
         raise Rejection("missing_field", "batch is required", field="batch")
@@ -69,27 +68,11 @@ def translate(doc: Any, site_id: str, kind: str, body_bytes: int = MAX_BATCH_BYT
         raise Rejection("wrong_type", "batch must be an array", field="batch")
     if not batch:
         raise Rejection("missing_field", "the batch holds no messages", field="batch")
-    # Segment's 32 KB is per message, and a message's size is that of its JSON, serialised again
-    # (orjson does not say where in the body a message was). The messages' texts share the body,
-    # so what is left of it once some are measured bounds each of the others: once that is at
-    # most 32 KB, no message further on can be over the limit, and the rest are not serialised
-    # (a body of at most 32 KB measures none).
-    unmeasured = body_bytes
-    events: list[dict[str, Any]] = []
-    append = events.append
-    for index, message in enumerate(batch):
-        if not isinstance(message, dict):
-            raise Rejection("wrong_type", "a message must be a JSON object").at(index)
-        try:
-            if unmeasured > MAX_MESSAGE_BYTES:
-                unmeasured -= _measured(message)
-            append(_message(message, message.get("type"), False, state))
-        except Rejection as rejection:
-            raise rejection.at(index) from None
+    events, users = _messages(batch, site_id, None, body_bytes)
     sent_at = doc.get("sentAt")
     if sent_at is None:
         sent_at = batch[0].get("sentAt")
-    return Translated(events, sent_at, state.users)
+    return Translated(events, sent_at, users)
 
 
 def _measured(message: dict[str, Any]) -> int:
@@ -117,146 +100,175 @@ _dumps = orjson.dumps
 _UNSET = object()  # a template's key before the batch has one: equal to nothing
 
 
-class _Batch:
-    """What one request's messages share, worked out once for a run of them.
+def _messages(
+    messages: list[Any], site_id: str, path_kind: str | None, body_bytes: int
+) -> tuple[list[dict[str, Any]], list[EndUser]]:
+    """The messages as events, and each one's end user. `path_kind`: the endpoint's type for a
+    single message (whose refusal then carries no index), None for a batch (each message says).
 
-    A batch's messages mostly come from one page, one campaign and one end user (a server
-    sending for a visitor, a client flushing its queue): the fields of an event that depend only
-    on its type, its `context.page` and its `context.campaign` (site, type, the page's fields,
-    the UTM attribution, the server context) are a template, kept while the next message has the
-    same three, and copied into each event; the end user is kept while the next message names
-    the same address and User-Agent. Only flat objects (every value a string or null) are kept as
-    keys: comparing one with any message's object then never recurses, and equal means the same
-    output (a number or a boolean, which `==` would confuse with another, never is one)."""
+    This runs for every message of a batch, so it is one loop, its state in locals: the common
+    cases (strings where strings belong, objects where objects do) take the direct way, the rest
+    `text`/`obj`. The checks run in the order the fields are read, so that a message with several
+    faults is turned away for the same one whatever came before it in the batch.
 
-    __slots__ = ("campaign", "ip", "kind", "page", "seen", "site_id", "template", "user", "user_agent", "users")
+    What consecutive messages share is worked out once for a run of them. A batch's messages
+    mostly come from one page, one campaign and one end user (a server sending for a visitor, a
+    client flushing its queue): the fields of an event that depend only on its type, its
+    `context.page` and its `context.campaign` are a template (_template), kept while the next
+    message has the same three, and copied into each event; the end user is kept while the next
+    message names the same address and User-Agent. Only flat objects (every value a string or
+    null) are kept as keys: comparing one with any message's object then never recurses, and equal
+    means the same output (a number or a boolean, which `==` would confuse with another, never is
+    one).
 
-    def __init__(self, site_id: str) -> None:
-        self.site_id = site_id
-        self.users: list[EndUser] = []
-        self.seen: dict[tuple[Any, Any], EndUser] = {}  # each (ip, userAgent) of the batch read once
-        self.kind: Any = _UNSET
-        self.page: Any = _UNSET
-        self.campaign: Any = _UNSET
-        self.template: dict[str, Any] = {}
-        self.ip: Any = _UNSET
-        self.user_agent: Any = _UNSET
-        self.user = _NOBODY
+    Segment's 32 KB is per message, and a message's size is that of its JSON, serialised again
+    (orjson does not say where in the body a message was). The messages' texts share the body, so
+    what is left of it once some are measured bounds each of the others: once that is at most
+    32 KB, no message further on can be over the limit, and the rest are not serialised (a body of
+    at most 32 KB measures none)."""
+    events: list[dict[str, Any]] = []
+    users: list[EndUser] = []
+    append_event, append_user = events.append, users.append
+    seen: dict[tuple[Any, Any], EndUser] = {}  # each (ip, userAgent) of the batch read once
+    # the last run's template and its key, and the last run's end user and its key
+    template: dict[str, Any] = {}
+    last_kind: Any = _UNSET
+    last_page: Any = _UNSET
+    last_campaign: Any = _UNSET
+    last_ip: Any = _UNSET
+    last_user_agent: Any = _UNSET
+    last_user = _NOBODY
+    unmeasured = body_bytes
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise Rejection("wrong_type", "a message must be a JSON object").at(index)
+        try:
+            if unmeasured > MAX_MESSAGE_BYTES:
+                unmeasured -= _measured(message)
+            get = message.get
+            kind: Any = path_kind if path_kind is not None else get("type")
+            if kind.__class__ is not str or kind not in TYPES:
+                _wrong_type(kind)
+            anonymous_id, user_id = get("anonymousId"), get("userId")
+            if anonymous_id is not None and anonymous_id.__class__ is not str:
+                anonymous_id = text(anonymous_id)
+            if user_id is not None and user_id.__class__ is not str:
+                user_id = text(user_id)
+            if not anonymous_id and not user_id:
+                raise Rejection("missing_field", "anonymousId or userId is required", field="anonymousId")
+            context = get("context")
+            if context.__class__ is not dict:
+                context = obj(context, "context")
+            page = context.get("page")
+            if page.__class__ is not dict:
+                page = obj(page, "context.page")
+            properties = get("properties")
+            if properties.__class__ is not dict:
+                properties = obj(properties, "properties")
+
+            # The message's own fields (its type's: name and props).
+            message_id = get("messageId")
+            made_id = event_id(site_id, message_id) if message_id is not None else None
+            timestamp = get("timestamp")
+            name: Any = None
+            if kind == "track":
+                name = get("event")
+                name = (name if name.__class__ is str else text(name)) or "(none)"
+                props = properties
+            elif kind == "page" or kind == "screen":
+                name = text(get("name"))
+                props = properties
+            elif kind == "identify":
+                props = obj(get("traits") or context.get("traits"), "traits")
+            elif kind == "group":
+                props = {**obj(get("traits"), "traits"), "groupId": text(get("groupId"))}
+            else:
+                props = {"previousId": text(get("previousId"))}
+            campaign = context.get("campaign")
+            if campaign and campaign.__class__ is not dict:
+                campaign = obj(campaign, "context.campaign")
+
+            # The fields it shares with the messages of the same type, page and campaign.
+            # (A page message's page fields are its own: they may come from its properties.)
+            shared_page = page if kind != "page" else None
+            if not (kind == last_kind and shared_page == last_page and campaign == last_campaign):
+                template = _template(site_id, kind, shared_page, campaign)
+                if (shared_page is None or _flat(shared_page)) and (not campaign or _flat(campaign)):
+                    last_kind, last_page, last_campaign = kind, shared_page, campaign
+                else:
+                    last_kind = last_page = last_campaign = _UNSET
+
+            event = template.copy()
+            event["visitorId"] = anonymous_id or user_id
+            if user_id:
+                event["userId"] = user_id
+            if made_id is not None:
+                event["eventId"] = made_id
+            if timestamp is not None:
+                event["timestamp"] = timestamp
+            if name is not None:
+                event["eventName"] = name
+            event["props"] = props
+            if kind == "page":
+                for field in _PAGE_FIELDS:
+                    set_if(event, field, text(page.get(field)) or text(properties.get(field)))
+        except Rejection as rejection:
+            if path_kind is not None:
+                raise
+            raise rejection.at(index) from None
+        append_event(event)
+
+        if not context:
+            append_user(_NOBODY)
+            continue
+        ip, user_agent = context.get("ip"), context.get("userAgent")
+        if ip == last_ip and user_agent == last_user_agent:
+            append_user(last_user)
+            continue
+        user = _end_user(seen, ip, user_agent)
+        if (ip is None or ip.__class__ is str) and (user_agent is None or user_agent.__class__ is str):
+            last_ip, last_user_agent, last_user = ip, user_agent, user
+        append_user(user)
+    return events, users
+
+
+def _wrong_type(kind: Any) -> None:
+    shown = kind[:40] if isinstance(kind, str) else kind
+    raise Rejection("invalid_value", f"type {shown!r} is not one of {', '.join(sorted(TYPES))}", field="type")
+
+
+def _template(site_id: str, kind: str, page: dict[str, Any] | None, campaign: Any) -> dict[str, Any]:
+    """The fields of an event that depend only on its type, its page (None for a page message,
+    whose page fields are its own) and its campaign."""
+    template: dict[str, Any] = {"siteId": site_id, "eventType": _EVENT_TYPES[kind]}
+    if page:  # where a track or identify happened
+        for field in _PAGE_FIELDS:
+            value = page.get(field)
+            if value:
+                template[field] = value if value.__class__ is str else text(value)
+    if campaign:
+        params = {}
+        for key, value in campaign.items():
+            utm_name = _CAMPAIGN.get(key)
+            if utm_name is not None and value and value.__class__ is str:
+                params[utm_name] = value
+        if params:
+            template["attribution"] = {"utmParams": params}
+    template["context"] = SERVER_CONTEXT  # (its end user: Translated.users)
+    return template
 
 
 def _flat(value: Any) -> bool:
-    """An object whose every value is a string or null (see _Batch)."""
+    """An object whose every value is a string or null (see _messages)."""
     return value.__class__ is dict and all(item is None or item.__class__ is str for item in value.values())
 
 
-def _message(message: dict[str, Any], kind: Any, measure: bool, state: _Batch) -> dict[str, Any]:
-    """One message as an event; its end user joins `state.users`. This runs for every message of a
-    batch: the common cases (strings where strings belong, objects where objects do) take the
-    direct way, the rest `text`/`obj`; what the message shares with the one before it is taken
-    from `state` (see _Batch). The checks run in the order the fields are read, so that a message
-    with several faults is turned away for the same one whatever came before it in the batch."""
-    if measure:
-        _measured(message)
-    if kind not in TYPES:
-        shown = kind[:40] if isinstance(kind, str) else kind
-        raise Rejection("invalid_value", f"type {shown!r} is not one of {', '.join(sorted(TYPES))}", field="type")
-    site_id = state.site_id
-    get = message.get
-    anonymous_id, user_id = get("anonymousId"), get("userId")
-    if anonymous_id.__class__ is not str:
-        anonymous_id = text(anonymous_id)
-    if user_id.__class__ is not str:
-        user_id = text(user_id)
-    if not anonymous_id and not user_id:
-        raise Rejection("missing_field", "anonymousId or userId is required", field="anonymousId")
-    context = get("context")
-    if context.__class__ is not dict:
-        context = obj(context, "context")
-    page = context.get("page")
-    if page.__class__ is not dict:
-        page = obj(page, "context.page")
-    properties = get("properties")
-    if properties.__class__ is not dict:
-        properties = obj(properties, "properties")
-
-    # The message's own fields (its type's: name and props).
-    message_id = get("messageId")
-    made_id = event_id(site_id, message_id) if message_id is not None else None
-    timestamp = get("timestamp")
-    name: Any = None
-    if kind == "track":
-        name = get("event")
-        name = (name if name.__class__ is str else text(name)) or "(none)"
-        props = properties
-    elif kind == "page" or kind == "screen":
-        name = text(get("name"))
-        props = properties
-    elif kind == "identify":
-        props = obj(get("traits") or context.get("traits"), "traits")
-    elif kind == "group":
-        props = {**obj(get("traits"), "traits"), "groupId": text(get("groupId"))}
-    else:
-        props = {"previousId": text(get("previousId"))}
-    campaign = context.get("campaign")
-    if campaign and campaign.__class__ is not dict:
-        campaign = obj(campaign, "context.campaign")
-
-    # The fields it shares with the messages of the same type, page and campaign: the template.
-    # (A page message's page fields are its own: they may come from its properties.)
-    shared_page = page if kind != "page" else None
-    if kind == state.kind and shared_page == state.page and campaign == state.campaign:
-        template = state.template
-    else:
-        template = {"siteId": site_id, "eventType": _EVENT_TYPES[kind]}
-        if shared_page:  # where a track or identify happened
-            for field in _PAGE_FIELDS:
-                value = shared_page.get(field)
-                if value:
-                    template[field] = value if value.__class__ is str else text(value)
-        if campaign:
-            params = {}
-            for key, value in campaign.items():
-                utm_name = _CAMPAIGN.get(key)
-                if utm_name is not None and value and value.__class__ is str:
-                    params[utm_name] = value
-            if params:
-                template["attribution"] = {"utmParams": params}
-        template["context"] = SERVER_CONTEXT  # (its end user: below)
-        kept = (shared_page is None or _flat(shared_page)) and (not campaign or _flat(campaign))
-        state.kind, state.page, state.campaign = (kind, shared_page, campaign) if kept else (_UNSET,) * 3
-        state.template = template
-
-    event = template.copy()
-    event["visitorId"] = anonymous_id or user_id
-    if user_id:
-        event["userId"] = user_id
-    if made_id is not None:
-        event["eventId"] = made_id
-    if timestamp is not None:
-        event["timestamp"] = timestamp
-    if name is not None:
-        event["eventName"] = name
-    event["props"] = props
-    if kind == "page":
-        for field in _PAGE_FIELDS:
-            set_if(event, field, text(page.get(field)) or text(properties.get(field)))
-
-    if context:
-        ip, user_agent = context.get("ip"), context.get("userAgent")
-        if ip == state.ip and user_agent == state.user_agent:
-            user = state.user
-        else:
-            try:
-                found = state.seen.get((ip, user_agent))
-            except TypeError:  # an unhashable value (a list, an object): not an address or an agent
-                user = _NOBODY
-            else:
-                if found is None:
-                    found = state.seen[(ip, user_agent)] = end_user(ip, user_agent)
-                user = found
-                if (ip is None or ip.__class__ is str) and (user_agent is None or user_agent.__class__ is str):
-                    state.ip, state.user_agent, state.user = ip, user_agent, user
-        state.users.append(user)
-    else:
-        state.users.append(_NOBODY)
-    return event
+def _end_user(seen: dict[tuple[Any, Any], EndUser], ip: Any, user_agent: Any) -> EndUser:
+    """The end user of a message's context.ip and context.userAgent, read once per batch."""
+    try:
+        found = seen.get((ip, user_agent))
+    except TypeError:  # an unhashable value (a list, an object): not an address or an agent
+        return _NOBODY
+    if found is None:
+        found = seen[(ip, user_agent)] = end_user(ip, user_agent)
+    return found

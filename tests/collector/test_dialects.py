@@ -149,6 +149,9 @@ def test_a_batch_finds_its_message_too_large_wherever_it_is(place: int) -> None:
     [
         ({"batch": [{"type": "track", "event": "x"}]}, "batch", "missing_field", "anonymousId", 0),
         ({"batch": [{"type": "launch", "anonymousId": "a"}]}, "batch", "invalid_value", "type", 0),
+        # (a type that cannot be hashed was a TypeError, a 500)
+        ({"batch": [{"type": ["track"], "anonymousId": "a"}]}, "batch", "invalid_value", "type", 0),
+        ({"batch": [{"type": {"t": 1}, "anonymousId": "a"}]}, "batch", "invalid_value", "type", 0),
         ({"batch": {}}, "batch", "wrong_type", "batch", None),
         ({"batch": []}, "batch", "missing_field", "batch", None),
         ({"anonymousId": "a", "properties": [1]}, "track", "wrong_type", "properties", None),
