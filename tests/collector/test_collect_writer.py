@@ -8,7 +8,7 @@ import orjson
 import psycopg
 import pytest
 
-from sluice.collector.writer import GroupCommitWriter, Row, Sender, WriteFailed
+from sluice.collector.writer import GroupCommitWriter, Row, Sender, WriteFailed, copy_rows
 from sluice.settings import Settings
 
 SENDER = Sender(datetime.now(UTC), None, None, None)
@@ -225,3 +225,16 @@ def test_rows_are_stored_exactly_as_given(settings: Settings, db: psycopg.Connec
     expected = [(*r[:7], orjson.dumps(orjson.loads(r[7])).decode(), *sender) for r in rows]
     normalise = [(*r[:7], orjson.dumps(orjson.loads(r[7])).decode(), *r[8:]) for r in stored]
     assert sorted(normalise) == sorted(expected)
+
+
+def test_a_time_repeated_by_the_next_row_is_encoded_as_that_row_s_own() -> None:
+    # copy_rows reuses the previous row's encoding of an equal time: rows that repeat, alternate,
+    # change zone at the same instant, or lose their client time give the bytes each row gives alone.
+    at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    later = at + timedelta(microseconds=1)
+    same_instant = at.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    times = [(at, at), (at, at), (later, None), (later, None), (at, later), (same_instant, at), (at, None), (at, at)]
+    rows: list[Row] = [
+        (uuid.uuid4(), "s", "pageview", occurred, client, None, None, b"{}") for occurred, client in times
+    ]
+    assert copy_rows(rows, SENDER) == b"".join(copy_rows([row], SENDER) for row in rows)
