@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sluice.app import create_app
+from sluice.collector.dialects.http import POSTHOG_PATHS, SEGMENT_TYPES, _DialectPost
 from sluice.collector.routes import CollectPost
 from sluice.routing import RawRoutesFirst, raw_routes
 from sluice.settings import Settings
@@ -36,15 +37,22 @@ class Wrapping:
         await self.app(scope, receive, send)
 
 
-def test_the_app_dispatches_early_exactly_post_collect_to_the_route_the_router_chooses(settings: Settings) -> None:
+def test_the_app_dispatches_early_exactly_the_collector_s_posts_to_the_routes_the_router_chooses(
+    settings: Settings,
+) -> None:
     routes = create_app(settings).routes
     table = raw_routes(routes)
-    assert list(table) == [("/collect", "POST")]
+    dialect_paths = [f"/v1/{kind}" for kind in SEGMENT_TYPES]
+    dialect_paths += [*POSTHOG_PATHS, *(path + "/" for path in POSTHOG_PATHS), "/i/v1/analytics/events"]
+    dialect_paths += ["/api/event", "/api/send"]
+    assert list(table) == [("/collect", "POST"), *((path, "POST") for path in dialect_paths)]
     assert isinstance(table["/collect", "POST"], CollectPost)
-    scope = {"type": "http", "path": "/collect", "root_path": "", "method": "POST", "headers": []}
-    chosen = next(route for route in routes if route.matches(scope)[0] is Match.FULL)
-    assert isinstance(chosen, Route)
-    assert chosen.app is table["/collect", "POST"]
+    assert all(isinstance(table[path, "POST"], _DialectPost) for path in dialect_paths)
+    for path, method in table:
+        scope = {"type": "http", "path": path, "root_path": "", "method": method, "headers": []}
+        chosen = next(route for route in routes if route.matches(scope)[0] is Match.FULL)
+        assert isinstance(chosen, Route)
+        assert chosen.app is table[path, method]
 
 
 def test_only_raw_fixed_unwrapped_routes_that_the_router_would_choose_are_taken() -> None:
