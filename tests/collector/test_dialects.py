@@ -126,13 +126,13 @@ def test_segment_measures_messages_only_when_the_body_could_hold_one_too_large()
     assert len(segment.translate({"anonymousId": "a"}, "shop", "track", body_bytes=40).events) == 1
 
 
-@pytest.mark.parametrize("place", [0, 5, 10])
+@pytest.mark.parametrize("place", [0, 5, 10, 20, 39])
 def test_a_batch_finds_its_message_too_large_wherever_it_is(place: int) -> None:
     """The messages measured bound the others only by what is left of the body: one over 32 KB is
-    found first, among, or after the small ones."""
+    found first, among, or after the small ones, in a group measured together or not."""
     small = {"type": "track", "event": "e", "anonymousId": "a", "properties": {"x": "y" * 1000}}
     big = {**small, "properties": {"x": "y" * 33_000}}
-    batch = [small] * 10
+    batch = [small] * 40
     batch.insert(place, big)
     body = orjson.dumps({"batch": batch})
     with pytest.raises(Rejection) as raised:
@@ -142,6 +142,22 @@ def test_a_batch_finds_its_message_too_large_wherever_it_is(place: int) -> None:
     body = orjson.dumps({"batch": [small] * 40})
     assert len(body) > segment.MAX_MESSAGE_BYTES
     assert len(segment.translate(orjson.loads(body), "shop", "batch", len(body)).events) == 40
+
+
+@pytest.mark.parametrize(("fault", "big"), [(3, 10), (3, 20), (20, 3), (30, 17)])
+def test_the_first_message_at_fault_is_the_one_turned_away(fault: int, big: int) -> None:
+    """Measuring messages in groups for the 32 KB limit turns none away early: a batch with a
+    message over 32 KB and another without anonymousId is refused for the first of the two."""
+    small = {"type": "track", "event": "e", "anonymousId": "a", "properties": {"x": "y" * 1000}}
+    batch = [small] * 40
+    batch[fault] = {"type": "track", "event": "e"}
+    batch[big] = {**small, "properties": {"x": "y" * 33_000}}
+    body = orjson.dumps({"batch": batch})
+    with pytest.raises(Rejection) as raised:
+        segment.translate(orjson.loads(body), "shop", "batch", len(body))
+    first = min(fault, big)
+    reason = "missing_field" if first == fault else "message_too_large"
+    assert (raised.value.reason, raised.value.index) == (reason, first)
 
 
 @pytest.mark.parametrize(
