@@ -256,7 +256,6 @@ async def ingest(
         end_users = sources.take_contexts(batch.events, server)
 
     events = []
-    users: list[sources.EndUser] = []
     indexes: list[int] = []  # each event's place in the batch
     rejected: list[Rejection] = []
     for index, raw in enumerate(batch.events):
@@ -266,8 +265,10 @@ async def ingest(
             rejected.append(rejection if batch.single else rejection.at(index))
         else:
             indexes.append(index)
-            if end_users is not None:
-                users.append(end_users[index])
+    # the end user of each event kept (all of them, mostly)
+    users: list[sources.EndUser] = []
+    if end_users is not None:
+        users = end_users if not rejected else [end_users[index] for index in indexes]
     if events and collector.settings.require_known_sites:
         try:
             events, users = await _of_known_sites(collector.sites, events, users, indexes, rejected, batch.single)

@@ -162,7 +162,7 @@ def _messages(
     vouched = 0  # the messages before this one are within 32 KB (measured in a group)
     together = True  # measuring in groups (until one weighs more than 32 KB)
     for index, message in enumerate(messages):
-        if not isinstance(message, dict):
+        if message.__class__ is not dict and not isinstance(message, dict):
             raise Rejection("wrong_type", "a message must be a JSON object").at(index)
         try:
             if unmeasured > MAX_MESSAGE_BYTES and index >= vouched:
