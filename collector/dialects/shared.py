@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 from sluice.collector.rejections import Rejection
 from sluice.collector.sources import EndUser
-from sluice.collector.validate import _uuid
+from sluice.collector.validate import _UNKNOWN_SAFETY, _UUID, _set_int, _set_is_safe
 
 # The namespace of the UUIDv5 ids made from a dialect's non-UUID message ids (fixed forever: a
 # retry of the same message must get the same id, or the log would keep it twice).
@@ -43,12 +43,17 @@ def event_id(site_id: str, message_id: Any) -> uuid.UUID | None:
             pass
         else:
             if len(octets) == 16:
-                return _uuid(_from_bytes(octets))  # (validate.uuid_of, inline)
+                # validate._uuid, inline: its call was ~540 of the ~8,700 instructions of an id (callgrind)
+                made = _new_object(_UUID)
+                _set_int(made, _from_bytes(octets))
+                _set_is_safe(made, _UNKNOWN_SAFETY)
+                return made
     return uuid.uuid5(MESSAGE_ID_NAMESPACE, f"{site_id}\x00{text}")
 
 
 _fromhex = bytes.fromhex
 _from_bytes = int.from_bytes  # big-endian, a UUID's byte order
+_new_object = object.__new__
 
 
 def text(value: Any) -> str | None:
