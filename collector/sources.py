@@ -107,18 +107,23 @@ async def senders(
     """The events grouped by end user, each group with its columns: the end user's IP hash and
     place, and User-Agent (none when the source named none: never the source's own)."""
     groups: dict[EndUser, list[Event]] = {}
-    # A batch's events mostly come in runs of one end user (often the same object: segment.translate
-    # and take_contexts read each (ip, userAgent) once): a run appends to its group without a lookup.
-    last: EndUser | None = None
-    rows: list[Event] = []
-    for event, user in zip(events, users, strict=True):
-        if user is not last:
-            last = user
-            found = groups.get(user)
-            if found is None:
-                found = groups[user] = []
-            rows = found
-        rows.append(event)
+    if users and len(users) == len(events) and users.count(users[0]) == len(users):
+        # one end user (most batches; list.count compares by identity first): one group, as it is
+        groups[users[0]] = list(events)
+    else:
+        # A batch's events mostly come in runs of one end user (often the same object:
+        # segment.translate and take_contexts read each (ip, userAgent) once): a run appends to
+        # its group without a lookup.
+        last: EndUser | None = None
+        rows: list[Event] = []
+        for event, user in zip(events, users, strict=True):
+            if user is not last:
+                last = user
+                found = groups.get(user)
+                if found is None:
+                    found = groups[user] = []
+                rows = found
+            rows.append(event)
     day = received_at.date()
     out = []
     for user, rows in groups.items():
