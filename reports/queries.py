@@ -11,7 +11,8 @@ Where the numbers come from:
   migration 0013), or, in a database without the extension, counted exactly from `sessions`; a
   breakdown's closed months that the period covers whole from `monthly_breakdown_sketches`
   (migration 0048: one sketch and the sums per value and month instead of its days, the same
-  union and the same sums);
+  union and the same sums), and its closed ISO weeks outside those months from
+  `weekly_breakdown_sketches` (migration 0049, the same by week);
 - unfiltered, the `24h` period (whole hours, not whole days) and hourly points: `hourly_metrics`
   (migration 0026; visitors of several hours from the union of its sketches), with postgresql-hll;
 - filtered summaries and series over whole days (days, weeks, months), with postgresql-hll: the
@@ -209,43 +210,78 @@ def _whole_months(period: Period) -> tuple[date, date] | None:
     return (start, last) if start <= last else None
 
 
+def _whole_weeks(period: Period) -> tuple[date, date] | None:
+    """The Mondays of the first and the last ISO week the period covers whole, or None."""
+    start = period.first_day + timedelta(days=-period.first_day.weekday() % 7)
+    last = period.last_day - timedelta(days=(period.last_day.weekday() + 1) % 7 + 6)
+    return (start, last) if start <= last else None
+
+
 def _period_rows(
     daily_table: str, columns: str, dimension: str, period: Period, values: str = "", month_columns: str | None = None
 ) -> tuple[str, dict[str, Any]]:
     """A subquery of the rows of `columns` over the period: the daily table's rows of the period's
     days (`dimension`: SQL, `values`: an `and ...` condition on `value`), but for each whole month of
     the period that monthly_breakdown_sketches holds (the closed ones), its one row instead of the
-    month's days (`month_columns`: the same columns there, if named otherwise)."""
+    month's days, and for each whole ISO week in none of those months that weekly_breakdown_sketches
+    holds, its one row instead of the week's days (`month_columns`: the same columns in those two
+    tables, if named otherwise)."""
     days = f"site_id = %(site)s and dimension = {dimension} and day >= %(first)s and day <= %(last)s {values}"
-    months = _whole_months(period)
-    if months is None:
+    months, weeks = _whole_months(period), _whole_weeks(period)
+    if months is None and weeks is None:
         return f"select {columns} from {daily_table} where {days}", {}
-    in_months = f"site_id = %(site)s and dimension = {dimension} and month >= %(whole_from)s and month <= %(whole_to)s"
-    # (the days left as an array, computed once: `day = any(...)` is then a condition of the index
-    # scan, so the covered days' rows, wide with their sketches, are never fetched; from the
-    # table's first day of the dimension, since each day of the array is one index descent per
-    # value: 12mo over 91 days of data asked 274 days, of which only the open month's had rows)
-    query = f"""
-        select {month_columns or columns} from monthly_breakdown_sketches where {in_months} {values}
-        union all
-        select {columns} from {daily_table}
+    of = f"site_id = %(site)s and dimension = {dimension}"
+    params: dict[str, Any] = {}
+    # (each list of months, weeks or days computed once, as an array: `day = any(...)` is then a
+    # condition of the index scan, so the covered days' rows, wide with their sketches, are never
+    # fetched; a month or a week is used when its table holds it for the dimension, one index probe)
+    used_months = "select null::date as month where false"
+    if months is not None:
+        used_months = f"""select m::date as month
+                          from generate_series(%(whole_from)s::date, %(whole_to)s::date, '1 month') as m
+                          where exists (select from monthly_breakdown_sketches where {of} and month = m::date)"""
+        params.update(whole_from=months[0], whole_to=months[1])
+    used_weeks = "select null::date as week where false"
+    if weeks is not None:
+        used_weeks = f"""select w::date as week
+                         from generate_series(%(weeks_from)s::date, %(weeks_to)s::date, '7 days') as w
+                         where exists (select from weekly_breakdown_sketches where {of} and week = w::date)
+                           -- (a week with a day in a month read whole is left to that month and days)
+                           and date_trunc('month', w)::date not in (select month from used_months)
+                           and date_trunc('month', w + interval '6 days')::date
+                               not in (select month from used_months)"""
+        params.update(weeks_from=weeks[0], weeks_to=weeks[1])
+    parts = []
+    if months is not None:
+        parts.append(f"""select {month_columns or columns} from monthly_breakdown_sketches
+                         where {of} and month >= %(whole_from)s and month <= %(whole_to)s {values}""")
+    if weeks is not None:
+        parts.append(f"""select {month_columns or columns} from weekly_breakdown_sketches
+                         where {of} and week = any(array(select week from used_weeks)) {values}""")
+    # the days left: from the table's first day of the dimension, since each day of the array is
+    # one index descent per value (12mo over 91 days of data asked 274 days, of which only the open
+    # month's had rows)
+    parts.append(f"""select {columns} from {daily_table}
         where {days}
           and day = any(array(
               select d::date
               from generate_series(
-                  greatest(
-                      %(first)s::date,
-                      (select min(day) from {daily_table} where site_id = %(site)s and dimension = {dimension})
-                  ),
+                  greatest(%(first)s::date, (select min(day) from {daily_table} where {of})),
                   %(last)s::date,
                   '1 day'
               ) as d
-              where date_trunc('month', d)::date not in (
-                  select distinct month from monthly_breakdown_sketches where {in_months}
-              )
-          ))
+              where date_trunc('month', d)::date not in (select month from used_months)
+                and date_trunc('week', d)::date not in (select week from used_weeks)
+          ))""")
+    union = "\n        union all\n        ".join(parts)
+    query = f"""
+        with used_months as ({used_months}),
+
+        used_weeks as ({used_weeks})
+
+        {union}
     """
-    return query, {"whole_from": months[0], "whole_to": months[1]}
+    return query, params
 
 
 def _period_sketches(daily_table: str, dimension: str, period: Period, values: str = "") -> tuple[str, dict[str, Any]]:
