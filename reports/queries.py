@@ -27,6 +27,8 @@ Bots are left out everywhere, as in the daily tables.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -582,7 +584,7 @@ async def breakdown(
     offset: int = 0,
     order: str | None = None,
     filter_: Filter | None = None,
-    period_totals: Row | None = None,
+    period_totals: Row | Awaitable[Row] | None = None,
 ) -> Row:
     """The values of `dimension` in the period, best first by `order`, each with its metrics and its
     share of the period's total of that metric (for `path`: pageviews of the page; sessions and
@@ -590,7 +592,8 @@ async def breakdown(
 
     `period_totals`: what `totals(conn, site, period, filter_)` answers, when the caller has it
     already (the dashboard's summary): its 13 session lists would otherwise each ask again for the
-    same total.
+    same total. Or an awaitable of it (the summary still running): awaited once the rows are read,
+    so the list's own query need not wait for it.
 
     Session dimensions and `path` have pageviews, visitors and sessions (order by any, default
     pageviews); `target_domain` and `short_code`, clicks and visitors (default clicks); `event_name`
@@ -603,16 +606,18 @@ async def breakdown(
     elif dimension in EVENT_DIMENSIONS:
         order = order or "events"
         rows, total = await _custom_event_rows(conn, site, period, filter_, order, limit + 1, offset)
-        sessions = (period_totals or await totals(conn, site, period, filter_, visitors=False))["sessions"]
+        known = await _resolved(period_totals)
+        sessions = (known or await totals(conn, site, period, filter_, visitors=False))["sessions"]
         for row in rows:
             row["conversion_rate"] = round(row["sessions"] / sessions, 4) if sessions else None
         metrics, extra = EVENT_ORDERS, ("conversion_rate",)
     else:
         order = order or "pageviews"
         rows = await _value_rows(conn, site, period, dimension, filter_, order, limit + 1, offset)
-        if period_totals is None:
-            period_totals = await totals(conn, site, period, filter_, visitors=order == "visitors")
-        total = period_totals[order]
+        known = await _resolved(period_totals)
+        if known is None:
+            known = await totals(conn, site, period, filter_, visitors=order == "visitors")
+        total = known[order]
         metrics = ORDERS
     return {
         "site": site,
@@ -633,6 +638,10 @@ async def breakdown(
             for row in rows[:limit]
         ],
     }
+
+
+async def _resolved(period_totals: Row | Awaitable[Row] | None) -> Row | None:
+    return await period_totals if inspect.isawaitable(period_totals) else period_totals
 
 
 async def _value_rows(
