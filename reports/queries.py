@@ -233,6 +233,7 @@ def _period_rows(
     if months is None and weeks is None:
         return f"select {columns} from {daily_table} where {days}", {}
     of = f"site_id = %(site)s and dimension = {dimension}"
+    first_day = f"select min(day) from {daily_table} where {of}"
     params: dict[str, Any] = {}
     # (each list of months, weeks or days computed once, as an array: `day = any(...)` is then a
     # condition of the index scan, so the covered days' rows, wide with their sketches, are never
@@ -245,8 +246,13 @@ def _period_rows(
         params.update(whole_from=months[0], whole_to=months[1])
     used_weeks = "select null::date as week where false"
     if weeks is not None:
+        # (from the week of the table's first day of the dimension: 12mo asks 52 weeks, mostly empty)
         used_weeks = f"""select w::date as week
-                         from generate_series(%(weeks_from)s::date, %(weeks_to)s::date, '7 days') as w
+                         from generate_series(
+                             greatest(%(weeks_from)s::date, date_trunc('week', ({first_day}))::date),
+                             %(weeks_to)s::date,
+                             '7 days'
+                         ) as w
                          where exists (select from weekly_breakdown_sketches where {of} and week = w::date)
                            -- (a week with a day in a month read whole is left to that month and days)
                            and date_trunc('month', w)::date not in (select month from used_months)
@@ -268,7 +274,7 @@ def _period_rows(
           and day = any(array(
               select d::date
               from generate_series(
-                  greatest(%(first)s::date, (select min(day) from {daily_table} where {of})),
+                  greatest(%(first)s::date, ({first_day})),
                   %(last)s::date,
                   '1 day'
               ) as d
