@@ -212,11 +212,17 @@ def _whole_months(period: Period) -> tuple[date, date] | None:
     return (start, last) if start <= last else None
 
 
-def _whole_weeks(period: Period) -> tuple[date, date] | None:
-    """The Mondays of the first and the last ISO week the period covers whole, or None."""
-    start = period.first_day + timedelta(days=-period.first_day.weekday() % 7)
-    last = period.last_day - timedelta(days=(period.last_day.weekday() + 1) % 7 + 6)
-    return (start, last) if start <= last else None
+def _weeks_outside_months(period: Period, months: tuple[date, date] | None) -> list[date]:
+    """The Mondays of the ISO weeks the period covers whole that have no day in a month it covers
+    whole (those weeks' days are read as part of their month, or as days)."""
+    first = period.first_day + timedelta(days=-period.first_day.weekday() % 7)
+    mondays = [first + timedelta(weeks=i) for i in range((period.last_day - first).days // 7 + 1)]
+    mondays = [monday for monday in mondays if monday + timedelta(days=6) <= period.last_day]
+    if months is None:
+        return mondays
+    start, last = months  # (first days of months)
+    sundays = {m: (m + timedelta(days=6)).replace(day=1) for m in mondays}
+    return [m for m in mondays if not (start <= m.replace(day=1) <= last or start <= sundays[m] <= last)]
 
 
 def _period_rows(
@@ -229,11 +235,11 @@ def _period_rows(
     holds, its one row instead of the week's days (`month_columns`: the same columns in those two
     tables, if named otherwise)."""
     days = f"site_id = %(site)s and dimension = {dimension} and day >= %(first)s and day <= %(last)s {values}"
-    months, weeks = _whole_months(period), _whole_weeks(period)
-    if months is None and weeks is None:
+    months = _whole_months(period)
+    weeks = _weeks_outside_months(period, months)
+    if months is None and not weeks:
         return f"select {columns} from {daily_table} where {days}", {}
     of = f"site_id = %(site)s and dimension = {dimension}"
-    first_day = f"select min(day) from {daily_table} where {of}"
     params: dict[str, Any] = {}
     # (each list of months, weeks or days computed once, as an array: `day = any(...)` is then a
     # condition of the index scan, so the covered days' rows, wide with their sketches, are never
@@ -245,25 +251,16 @@ def _period_rows(
                           where exists (select from monthly_breakdown_sketches where {of} and month = m::date)"""
         params.update(whole_from=months[0], whole_to=months[1])
     used_weeks = "select null::date as week where false"
-    if weeks is not None:
-        # (from the week of the table's first day of the dimension: 12mo asks 52 weeks, mostly empty)
-        used_weeks = f"""select w::date as week
-                         from generate_series(
-                             greatest(%(weeks_from)s::date, date_trunc('week', ({first_day}))::date),
-                             %(weeks_to)s::date,
-                             '7 days'
-                         ) as w
-                         where exists (select from weekly_breakdown_sketches where {of} and week = w::date)
-                           -- (a week with a day in a month read whole is left to that month and days)
-                           and date_trunc('month', w)::date not in (select month from used_months)
-                           and date_trunc('month', w + interval '6 days')::date
-                               not in (select month from used_months)"""
-        params.update(weeks_from=weeks[0], weeks_to=weeks[1])
+    if weeks:
+        used_weeks = f"""select w as week
+                         from unnest(%(weeks)s::date[]) as w
+                         where exists (select from weekly_breakdown_sketches where {of} and week = w)"""
+        params.update(weeks=weeks)
     parts = []
     if months is not None:
         parts.append(f"""select {month_columns or columns} from monthly_breakdown_sketches
                          where {of} and month >= %(whole_from)s and month <= %(whole_to)s {values}""")
-    if weeks is not None:
+    if weeks:
         parts.append(f"""select {month_columns or columns} from weekly_breakdown_sketches
                          where {of} and week = any(array(select week from used_weeks)) {values}""")
     # the days left: from the table's first day of the dimension, since each day of the array is
@@ -274,7 +271,7 @@ def _period_rows(
           and day = any(array(
               select d::date
               from generate_series(
-                  greatest(%(first)s::date, ({first_day})),
+                  greatest(%(first)s::date, (select min(day) from {daily_table} where {of})),
                   %(last)s::date,
                   '1 day'
               ) as d

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import urllib.parse
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
@@ -14,7 +14,7 @@ from eventlog import GOOGLEBOT, event, insert
 from starlette.testclient import TestClient
 
 from sluice.app import create_app
-from sluice.reports import queries
+from sluice.reports import periods, queries
 from sluice.reports.access import SESSION_COOKIE, sign_session
 from sluice.reports.routes import NO_SKETCHES
 from sluice.settings import Settings
@@ -523,3 +523,22 @@ async def _never(*args: Any) -> bool:
 
 def rows_of(db: psycopg.Connection, query: str) -> list[tuple[Any, ...]]:
     return db.execute(query).fetchall()
+
+
+def test_the_weeks_a_period_reads_are_its_whole_iso_weeks_outside_its_whole_months() -> None:
+    now = datetime(2026, 12, 3, 19, tzinfo=UTC)
+    thirty = periods.named("30d", now)  # Wed 11-04 .. Thu 12-03: no whole month
+    assert queries._weeks_outside_months(thirty, queries._whole_months(thirty)) == [
+        date(2026, 11, 9),
+        date(2026, 11, 16),
+        date(2026, 11, 23),
+    ]
+    twelve = periods.named("12mo", now)  # Jan .. Nov whole: every whole week lies in them
+    assert queries._weeks_outside_months(twelve, queries._whole_months(twelve)) == []
+    # March whole: the weeks of Feb 16 and Apr 6; those of Feb 23 and Mar 30 have days in March
+    spanning = periods.parse({"from": "2026-02-16", "to": "2026-04-12"}, now)
+    assert queries._whole_months(spanning) == (date(2026, 3, 1), date(2026, 3, 1))
+    assert queries._weeks_outside_months(spanning, queries._whole_months(spanning)) == [
+        date(2026, 2, 16),
+        date(2026, 4, 6),
+    ]
