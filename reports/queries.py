@@ -231,8 +231,9 @@ def _period_rows(
     """A subquery of the rows of `columns` over the period: the daily table's rows of the period's
     days (`dimension`: SQL, `values`: an `and ...` condition on `value`), but for each whole month of
     the period that monthly_breakdown_sketches holds (the closed ones), its one row instead of the
-    month's days, and for each whole ISO week in none of those months that weekly_breakdown_sketches
-    holds, its one row instead of the week's days (`month_columns`: the same columns in those two
+    month's days, and for each whole ISO week with no day in a whole month of the period
+    (_weeks_outside_months) that weekly_breakdown_sketches holds, its one row instead of the week's
+    days (`month_columns`: the same columns in those two
     tables, if named otherwise)."""
     days = f"site_id = %(site)s and dimension = {dimension} and day >= %(first)s and day <= %(last)s {values}"
     months = _whole_months(period)
