@@ -231,8 +231,9 @@ def fill_new_tables(conn: psycopg.Connection) -> None:
     """A kept data set made before a table: its rows day by day. hourly_metrics (migration 0026) and
     daily_breakdown_totals (0027) by the ETL's one-day SQL (affected_days, sketch_sessions, the
     table), as `sluice etl daily` would; daily_click_breakdown (0028) by its incremental SQL, each
-    day's clicks as the run's new clicks; monthly_breakdown_sketches (0048) by its one-day SQL with
-    no day recomputed, which fills every closed month."""
+    day's clicks as the run's new clicks; monthly_breakdown_sketches (0048) and
+    weekly_breakdown_sketches (0049) by their one-day SQL with no day recomputed, which fills every
+    closed month (week)."""
     if not pipeline.has_sketches(conn):
         return
     context = Context(single_day=True, sketches=True)
@@ -256,15 +257,17 @@ def fill_new_tables(conn: psycopg.Connection) -> None:
                 run_template(conn, "daily_click_breakdown", Context(sketches=True))
         conn.execute("analyze daily_click_breakdown")
         print(f"daily_click_breakdown filled day by day in {time.perf_counter() - t0:.1f} s", flush=True)
-    if _is_empty(conn, "monthly_breakdown_sketches"):
-        # as the first `sluice etl daily` after migration 0048 fills it: no day recomputed, every
-        # closed month without rows unioned from its days
+    for table in ("monthly_breakdown_sketches", "weekly_breakdown_sketches"):
+        if not _is_empty(conn, table):
+            continue
+        # as the first `sluice etl daily` after its migration fills it: no day recomputed, every
+        # closed month (week) without rows unioned from its days
         t0 = time.perf_counter()
         with conn.transaction():
             conn.execute("create temp table sketch_days (site_id text, day date) on commit drop")
-            run_template(conn, "monthly_breakdown_sketches", context)
-        conn.execute("analyze monthly_breakdown_sketches")
-        print(f"monthly_breakdown_sketches filled in {time.perf_counter() - t0:.1f} s", flush=True)
+            run_template(conn, table, context)
+        conn.execute(f"analyze {table}")
+        print(f"{table} filled in {time.perf_counter() - t0:.1f} s", flush=True)
 
 
 def day_clicks(conn: psycopg.Connection, day: date) -> None:
@@ -469,7 +472,7 @@ def main() -> int:
                where relname in ('sessions', 'daily_metrics', 'daily_breakdown', 'clicks', 'hourly_click_counts',
                                  'daily_visitor_sketches', 'daily_breakdown_sketches',
                                  'hourly_metrics', 'daily_breakdown_totals', 'daily_click_breakdown',
-                                 'monthly_breakdown_sketches')
+                                 'monthly_breakdown_sketches', 'weekly_breakdown_sketches')
                order by relname"""
         ).fetchall()
         print("sizes: " + ", ".join(f"{name} {size}" for name, size in sizes))

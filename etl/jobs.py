@@ -39,12 +39,14 @@ class Keep:
     recomputed (etl/pipeline.py: covered_from). `placed_by`: when a row's content depends on a day
     other than the one retention judges it by (stg_events: an event received late or imported
     carries its session's attributes, of the day it occurred). `monthly`: `by` is a month's first
-    day, and every month the raw log does not cover whole is kept."""
+    day, and every month the raw log does not cover whole is kept; `weekly`: likewise an ISO week's
+    Monday, and every week."""
 
     tier: Literal["raw", "daily", "forever"]
     by: str | None = None
     monthly: bool = False
     placed_by: str | None = None
+    weekly: bool = False
 
     @property
     def rebuild_by(self) -> str | None:
@@ -128,6 +130,8 @@ JOBS: tuple[Job, ...] = (
     table("daily_breakdown_totals", bulk=True, keep=daily("day"), single_day=True),  # for filtered reports
     # the two sketch tables' closed months, unioned: long periods' breakdowns read months, not days
     table("monthly_breakdown_sketches", keep=Keep("daily", "month", monthly=True), single_day=True),
+    # and their closed ISO weeks: periods of weeks (30 days) read weeks, not days
+    table("weekly_breakdown_sketches", keep=Keep("daily", "week", weekly=True), single_day=True),
 )
 
 # Derived, in run order.

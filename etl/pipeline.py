@@ -394,14 +394,16 @@ def _kept(table: str) -> str:
 
 def _keep_uncovered_rows(conn: psycopg.Connection, first: date) -> list[tuple[str, sql.Composed]]:
     """Copies aside the rows a rebuild cannot recompute (before `first`, or before the first whole
-    month from it for a monthly table), in temp tables; returns each table's condition for them."""
+    month or ISO week from it for a monthly or weekly table), in temp tables; returns each table's
+    condition for them."""
     month = first if first.day == 1 else (first.replace(day=1) + timedelta(days=32)).replace(day=1)
+    week = first + timedelta(days=-first.weekday() % 7)  # the first Monday on or after `first`
     kept = []
     for job in JOBS:
         by = job.keep.rebuild_by
         if job.table is None or by is None:
             continue
-        cut = month if job.keep.monthly else first
+        cut = month if job.keep.monthly else week if job.keep.weekly else first
         column_type = _scalar(
             conn,
             "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = %s::regclass and attname = %s",

@@ -11,7 +11,8 @@ Where the numbers come from:
   migration 0013), or, in a database without the extension, counted exactly from `sessions`; a
   breakdown's closed months that the period covers whole from `monthly_breakdown_sketches`
   (migration 0048: one sketch and the sums per value and month instead of its days, the same
-  union and the same sums);
+  union and the same sums), and its closed ISO weeks outside those months from
+  `weekly_breakdown_sketches` (migration 0049, the same by week);
 - unfiltered, the `24h` period (whole hours, not whole days) and hourly points: `hourly_metrics`
   (migration 0026; visitors of several hours from the union of its sketches), with postgresql-hll;
 - filtered summaries and series over whole days (days, weeks, months), with postgresql-hll: the
@@ -26,6 +27,8 @@ Bots are left out everywhere, as in the daily tables.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -209,43 +212,82 @@ def _whole_months(period: Period) -> tuple[date, date] | None:
     return (start, last) if start <= last else None
 
 
+def _weeks_outside_months(period: Period, months: tuple[date, date] | None) -> list[date]:
+    """The Mondays of the ISO weeks the period covers whole that have no day in a month it covers
+    whole (those weeks' days are read as part of their month, or as days)."""
+    first = period.first_day + timedelta(days=-period.first_day.weekday() % 7)
+    mondays = [first + timedelta(weeks=i) for i in range((period.last_day - first).days // 7 + 1)]
+    mondays = [monday for monday in mondays if monday + timedelta(days=6) <= period.last_day]
+    if months is None:
+        return mondays
+    start, last = months  # (first days of months)
+    sundays = {m: (m + timedelta(days=6)).replace(day=1) for m in mondays}
+    return [m for m in mondays if not (start <= m.replace(day=1) <= last or start <= sundays[m] <= last)]
+
+
 def _period_rows(
     daily_table: str, columns: str, dimension: str, period: Period, values: str = "", month_columns: str | None = None
 ) -> tuple[str, dict[str, Any]]:
     """A subquery of the rows of `columns` over the period: the daily table's rows of the period's
     days (`dimension`: SQL, `values`: an `and ...` condition on `value`), but for each whole month of
     the period that monthly_breakdown_sketches holds (the closed ones), its one row instead of the
-    month's days (`month_columns`: the same columns there, if named otherwise)."""
+    month's days, and for each whole ISO week with no day in a whole month of the period
+    (_weeks_outside_months) that weekly_breakdown_sketches holds, its one row instead of the week's
+    days (`month_columns`: the same columns in those two
+    tables, if named otherwise)."""
     days = f"site_id = %(site)s and dimension = {dimension} and day >= %(first)s and day <= %(last)s {values}"
     months = _whole_months(period)
-    if months is None:
+    weeks = _weeks_outside_months(period, months)
+    if months is None and not weeks:
         return f"select {columns} from {daily_table} where {days}", {}
-    in_months = f"site_id = %(site)s and dimension = {dimension} and month >= %(whole_from)s and month <= %(whole_to)s"
-    # (the days left as an array, computed once: `day = any(...)` is then a condition of the index
-    # scan, so the covered days' rows, wide with their sketches, are never fetched; from the
-    # table's first day of the dimension, since each day of the array is one index descent per
-    # value: 12mo over 91 days of data asked 274 days, of which only the open month's had rows)
-    query = f"""
-        select {month_columns or columns} from monthly_breakdown_sketches where {in_months} {values}
-        union all
-        select {columns} from {daily_table}
+    of = f"site_id = %(site)s and dimension = {dimension}"
+    params: dict[str, Any] = {}
+    # (each list of months, weeks or days computed once, as an array: `day = any(...)` is then a
+    # condition of the index scan, so the covered days' rows, wide with their sketches, are never
+    # fetched; a month or a week is used when its table holds it for the dimension, one index probe)
+    used_months = "select null::date as month where false"
+    if months is not None:
+        used_months = f"""select m::date as month
+                          from generate_series(%(whole_from)s::date, %(whole_to)s::date, '1 month') as m
+                          where exists (select from monthly_breakdown_sketches where {of} and month = m::date)"""
+        params.update(whole_from=months[0], whole_to=months[1])
+    used_weeks = "select null::date as week where false"
+    if weeks:
+        used_weeks = f"""select w as week
+                         from unnest(%(weeks)s::date[]) as w
+                         where exists (select from weekly_breakdown_sketches where {of} and week = w)"""
+        params.update(weeks=weeks)
+    parts = []
+    if months is not None:
+        parts.append(f"""select {month_columns or columns} from monthly_breakdown_sketches
+                         where {of} and month >= %(whole_from)s and month <= %(whole_to)s {values}""")
+    if weeks:
+        parts.append(f"""select {month_columns or columns} from weekly_breakdown_sketches
+                         where {of} and week = any(array(select week from used_weeks)) {values}""")
+    # the days left: from the table's first day of the dimension, since each day of the array is
+    # one index descent per value (12mo over 91 days of data asked 274 days, of which only the open
+    # month's had rows)
+    parts.append(f"""select {columns} from {daily_table}
         where {days}
           and day = any(array(
               select d::date
               from generate_series(
-                  greatest(
-                      %(first)s::date,
-                      (select min(day) from {daily_table} where site_id = %(site)s and dimension = {dimension})
-                  ),
+                  greatest(%(first)s::date, (select min(day) from {daily_table} where {of})),
                   %(last)s::date,
                   '1 day'
               ) as d
-              where date_trunc('month', d)::date not in (
-                  select distinct month from monthly_breakdown_sketches where {in_months}
-              )
-          ))
+              where date_trunc('month', d)::date not in (select month from used_months)
+                and date_trunc('week', d)::date not in (select week from used_weeks)
+          ))""")
+    union = "\n        union all\n        ".join(parts)
+    query = f"""
+        with used_months as ({used_months}),
+
+        used_weeks as ({used_weeks})
+
+        {union}
     """
-    return query, {"whole_from": months[0], "whole_to": months[1]}
+    return query, params
 
 
 def _period_sketches(daily_table: str, dimension: str, period: Period, values: str = "") -> tuple[str, dict[str, Any]]:
@@ -546,7 +588,7 @@ async def breakdown(
     offset: int = 0,
     order: str | None = None,
     filter_: Filter | None = None,
-    period_totals: Row | None = None,
+    period_totals: Row | Awaitable[Row] | None = None,
 ) -> Row:
     """The values of `dimension` in the period, best first by `order`, each with its metrics and its
     share of the period's total of that metric (for `path`: pageviews of the page; sessions and
@@ -554,7 +596,8 @@ async def breakdown(
 
     `period_totals`: what `totals(conn, site, period, filter_)` answers, when the caller has it
     already (the dashboard's summary): its 13 session lists would otherwise each ask again for the
-    same total.
+    same total. Or an awaitable of it (the summary still running): awaited once the rows are read,
+    so the list's own query need not wait for it.
 
     Session dimensions and `path` have pageviews, visitors and sessions (order by any, default
     pageviews); `target_domain` and `short_code`, clicks and visitors (default clicks); `event_name`
@@ -567,16 +610,18 @@ async def breakdown(
     elif dimension in EVENT_DIMENSIONS:
         order = order or "events"
         rows, total = await _custom_event_rows(conn, site, period, filter_, order, limit + 1, offset)
-        sessions = (period_totals or await totals(conn, site, period, filter_, visitors=False))["sessions"]
+        known = await _resolved(period_totals)
+        sessions = (known or await totals(conn, site, period, filter_, visitors=False))["sessions"]
         for row in rows:
             row["conversion_rate"] = round(row["sessions"] / sessions, 4) if sessions else None
         metrics, extra = EVENT_ORDERS, ("conversion_rate",)
     else:
         order = order or "pageviews"
         rows = await _value_rows(conn, site, period, dimension, filter_, order, limit + 1, offset)
-        if period_totals is None:
-            period_totals = await totals(conn, site, period, filter_, visitors=order == "visitors")
-        total = period_totals[order]
+        known = await _resolved(period_totals)
+        if known is None:
+            known = await totals(conn, site, period, filter_, visitors=order == "visitors")
+        total = known[order]
         metrics = ORDERS
     return {
         "site": site,
@@ -597,6 +642,10 @@ async def breakdown(
             for row in rows[:limit]
         ],
     }
+
+
+async def _resolved(period_totals: Row | Awaitable[Row] | None) -> Row | None:
+    return await period_totals if inspect.isawaitable(period_totals) else period_totals
 
 
 async def _value_rows(

@@ -269,9 +269,11 @@ async def report(source: Source, site: str, period: Period, now: datetime, max_f
 
     async def listed(dimension: str) -> Any:
         # the lists' shares are of the summary's totals (the same totals() of the same period): asked
-        # once for the page, not once more per list
-        current = await summary_task
-        return await source.ask(queries.breakdown, site, period, dimension, limit=LIST_LIMIT, period_totals=current)
+        # once for the page, not once more per list, and awaited by each list only once its rows are
+        # read (the summary's two periods run one after the other)
+        return await source.ask(
+            queries.breakdown, site, period, dimension, limit=LIST_LIMIT, period_totals=summary_task
+        )
 
     summary, series, live, *lists = await asyncio.gather(
         summary_task,

@@ -84,6 +84,7 @@ def test_the_schema_holds_every_declared_table_and_no_table_without_a_job(db: ps
         "daily_click_breakdown": "date",
         "daily_breakdown_totals": "date",
         "monthly_breakdown_sketches": "date",
+        "weekly_breakdown_sketches": "date",
     }
 
 
@@ -156,6 +157,7 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "daily_breakdown_totals": 12,  # the 12 session dimensions
         # March 2026 is closed: its rows are filled, as daily_breakdown_sketches' and the 3 click rows
         "monthly_breakdown_sketches": 17,
+        "weekly_breakdown_sketches": 17,  # its ISO week (Feb 23 - Mar 1) is closed too: the same rows
     }
     # a late event starts the session earlier: its key changes, so do its three events' rows
     insert(db, [event(at_="2026-03-01 09:50", received="2026-03-01 10:10", url="https://ex.com/c")])
@@ -187,6 +189,7 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         # entry_path's /a row emptied (then deleted) and its /c row inserted
         "daily_breakdown_totals": 13,
         "monthly_breakdown_sketches": 18,  # its month recomputed whole: 15 and the 3 click rows
+        "weekly_breakdown_sketches": 18,  # its week recomputed whole, as its month
     }
     assert rows(db, "select count(*) as n from stg_events") == [{"n": 4}]
 

@@ -109,37 +109,38 @@ def assert_sketches_hold_the_visitors(db: psycopg.Connection) -> None:
            where (counted.clicks, counted.visitors) is distinct from (b.clicks, b.visitors)""",
     )
     assert recount == []
-    # monthly_breakdown_sketches: a row for every value of a closed month of the two daily sketch
-    # tables (none for the current month), holding the union of that value's days and the sums of
-    # its daily rows
-    months = rows(
-        db,
-        """with daily as (
-               select k.site_id, k.dimension, k.day, k.value, k.visitor_sketch,
-                      b.pageviews, b.sessions, null::bigint as clicks, b.visitors
-               from daily_breakdown_sketches as k
-               full join daily_breakdown as b using (site_id, dimension, day, value)
-               union all
-               select site_id, dimension, day, value, visitor_sketch, null, null, clicks, visitors
-               from daily_click_breakdown
-           ),
-           unioned as (
-               select site_id, dimension, date_trunc('month', day)::date as month, value,
-                      hll_union_agg(visitor_sketch::hll) as sketch, sum(pageviews) as pageviews,
-                      sum(sessions) as sessions, sum(clicks) as clicks, count(*) as day_rows,
-                      sum(visitors) as day_visitors
-               from daily
-               where day < date_trunc('month', now() at time zone 'UTC')::date
-               group by 1, 2, 3, 4
-           )
-           select * from unioned as u
-           full join monthly_breakdown_sketches as m using (site_id, dimension, month, value)
-           where m.visitor_sketch is null or u.sketch is null
-              or hll_cardinality(m.visitor_sketch::hll) <> hll_cardinality(u.sketch)
-              or (m.pageviews, m.sessions, m.clicks, m.day_rows, m.day_visitors)
-                 is distinct from (u.pageviews, u.sessions, u.clicks, u.day_rows, u.day_visitors)""",
-    )
-    assert months == []
+    # monthly_breakdown_sketches and weekly_breakdown_sketches: a row for every value of a closed
+    # month (ISO week) of the two daily sketch tables (none for the current one), holding the union
+    # of that value's days and the sums of its daily rows
+    for unit, rollup in (("month", "monthly_breakdown_sketches"), ("week", "weekly_breakdown_sketches")):
+        wrong_rollups = rows(
+            db,
+            f"""with daily as (
+                   select k.site_id, k.dimension, k.day, k.value, k.visitor_sketch,
+                          b.pageviews, b.sessions, null::bigint as clicks, b.visitors
+                   from daily_breakdown_sketches as k
+                   full join daily_breakdown as b using (site_id, dimension, day, value)
+                   union all
+                   select site_id, dimension, day, value, visitor_sketch, null, null, clicks, visitors
+                   from daily_click_breakdown
+               ),
+               unioned as (
+                   select site_id, dimension, date_trunc('{unit}', day)::date as {unit}, value,
+                          hll_union_agg(visitor_sketch::hll) as sketch, sum(pageviews) as pageviews,
+                          sum(sessions) as sessions, sum(clicks) as clicks, count(*) as day_rows,
+                          sum(visitors) as day_visitors
+                   from daily
+                   where day < date_trunc('{unit}', now() at time zone 'UTC')::date
+                   group by 1, 2, 3, 4
+               )
+               select * from unioned as u
+               full join {rollup} as m using (site_id, dimension, {unit}, value)
+               where m.visitor_sketch is null or u.sketch is null
+                  or hll_cardinality(m.visitor_sketch::hll) <> hll_cardinality(u.sketch)
+                  or (m.pageviews, m.sessions, m.clicks, m.day_rows, m.day_visitors)
+                     is distinct from (u.pageviews, u.sessions, u.clicks, u.day_rows, u.day_visitors)""",
+        )
+        assert wrong_rollups == [], rollup
 
 
 def test_running_twice_adds_nothing(db: psycopg.Connection, settings: Settings) -> None:

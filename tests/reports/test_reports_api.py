@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import urllib.parse
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
@@ -14,7 +14,7 @@ from eventlog import GOOGLEBOT, event, insert
 from starlette.testclient import TestClient
 
 from sluice.app import create_app
-from sluice.reports import queries
+from sluice.reports import periods, queries
 from sluice.reports.access import SESSION_COOKIE, sign_session
 from sluice.reports.routes import NO_SKETCHES
 from sluice.settings import Settings
@@ -463,9 +463,82 @@ def test_breakdowns_over_whole_months_read_the_monthly_sketches_and_answer_as_th
     assert [get(shop, url) for url in urls] == with_months
 
 
+def test_breakdowns_over_whole_weeks_read_the_weekly_sketches_and_answer_as_the_days(
+    shop: TestClient, db: psycopg.Connection
+) -> None:
+    """A closed ISO week the period covers whole, in no whole month of it, is one row per value of
+    weekly_breakdown_sketches (the shop's week of Monday March 2 holds its March 2 and 8): the
+    answers equal those from the days' rows alone. A week inside a month the period covers whole
+    is read as part of that month, never twice."""
+    dimensions = ("path", "entry_path", "country", "target_domain", "short_code")
+    orders = {"target_domain": ("clicks", "visitors"), "short_code": ("clicks", "visitors")}
+    # the week of March 2 and two days; the week and the partial week before; March whole (its weeks
+    # are the month's); March whole and the week of February 23 partly in it
+    periods = (
+        "from=2026-03-02&to=2026-03-10",
+        "from=2026-02-25&to=2026-03-10",
+        "from=2026-03-01&to=2026-03-31",
+        "from=2026-02-23&to=2026-03-31",
+    )
+    urls = [
+        f"{API}/breakdown/{dimension}?{query}&order={order}&limit={limit}"
+        for dimension in dimensions
+        for query in periods
+        for order in orders.get(dimension, ("pageviews", "visitors"))
+        for limit in (1, 10)
+    ]
+    week = rows_of(db, "select count(*) from weekly_breakdown_sketches where week = '2026-03-02'")
+    assert week[0][0] > 14
+    with_weeks = [get(shop, url) for url in urls]
+    # the first period's /a (v1 on March 8, 9 and 10; v3 on March 2): three rows read, a week's
+    # union and two days'
+    path = get(shop, f"{API}/breakdown/path?from=2026-03-02&to=2026-03-10&order=visitors")
+    assert [(r["value"], r["visitors"]) for r in path["rows"]][:1] == [("/a", 2)]
+    # the weeks' rows are read where no month is: with their sketches emptied, those visitors are
+    # gone, but not from March whole
+    db.execute("update weekly_breakdown_sketches set visitor_sketch = hll_empty(14)::bytea")
+    emptied = [get(shop, url) for url in urls]
+    march = [i for i, url in enumerate(urls) if "to=2026-03-31" in url]
+    by_weeks = [i for i in range(len(urls)) if i not in march]
+    assert [emptied[i] for i in by_weeks] != [with_weeks[i] for i in by_weeks]
+    assert [emptied[i] for i in march] == [with_weeks[i] for i in march]
+    # and so are their sums
+    db.execute(
+        "update weekly_breakdown_sketches"
+        " set pageviews = pageviews * 2, sessions = sessions * 2, clicks = clicks * 2, day_visitors = day_visitors * 2"
+    )
+    doubled = [get(shop, url) for url in urls]
+    assert [[(r["value"], r.get("pageviews"), r.get("clicks")) for r in a["rows"]] for a in doubled] != [
+        [(r["value"], r.get("pageviews"), r.get("clicks")) for r in a["rows"]] for a in emptied
+    ]
+    assert [doubled[i] for i in march] == [with_weeks[i] for i in march]
+    # and without them, the days' sketches give the same answers
+    db.execute("truncate weekly_breakdown_sketches")
+    assert [get(shop, url) for url in urls] == with_weeks
+
+
 async def _never(*args: Any) -> bool:
     return False
 
 
 def rows_of(db: psycopg.Connection, query: str) -> list[tuple[Any, ...]]:
     return db.execute(query).fetchall()
+
+
+def test_the_weeks_a_period_reads_are_its_whole_iso_weeks_outside_its_whole_months() -> None:
+    now = datetime(2026, 12, 3, 19, tzinfo=UTC)
+    thirty = periods.named("30d", now)  # Wed 11-04 .. Thu 12-03: no whole month
+    assert queries._weeks_outside_months(thirty, queries._whole_months(thirty)) == [
+        date(2026, 11, 9),
+        date(2026, 11, 16),
+        date(2026, 11, 23),
+    ]
+    twelve = periods.named("12mo", now)  # Jan .. Nov whole: every whole week lies in them
+    assert queries._weeks_outside_months(twelve, queries._whole_months(twelve)) == []
+    # March whole: the weeks of Feb 16 and Apr 6; those of Feb 23 and Mar 30 have days in March
+    spanning = periods.parse({"from": "2026-02-16", "to": "2026-04-12"}, now)
+    assert queries._whole_months(spanning) == (date(2026, 3, 1), date(2026, 3, 1))
+    assert queries._weeks_outside_months(spanning, queries._whole_months(spanning)) == [
+        date(2026, 2, 16),
+        date(2026, 4, 6),
+    ]
