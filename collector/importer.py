@@ -57,7 +57,7 @@ from sluice.collector.client_ip import NOWHERE, Countries, DailySalts, Place, ip
 from sluice.collector.rejections import Rejection
 from sluice.collector.sources import end_user
 from sluice.collector.validate import MAX_EVENT_BYTES, Event, _uuid, to_event
-from sluice.collector.writer import GroupCommitWriter, Sender, WriteFailed, copy_rows
+from sluice.collector.writer import GroupCommitWriter, Sender, WriteFailed, copy_rows_of
 from sluice.db import async_pool
 from sluice.settings import Settings
 
@@ -108,7 +108,7 @@ class Task(NamedTuple):
 
 
 class Prepared(NamedTuple):
-    data: bytes  # COPY rows (copy_rows), all senders together
+    data: bytes  # COPY rows (copy_rows_of), all senders together
     events: int
     # (line, reason, message, field): a Rejection would lose its field on its way between processes
     rejected: list[tuple[int, str, str, str | None]]
@@ -241,8 +241,8 @@ def prepare(task: Task) -> Prepared:
             earliest = occurred_at
         if latest is None or occurred_at > latest:
             latest = occurred_at
-    data = b"".join(
-        copy_rows(rows, Sender(received_at, hashed, place.country, agent, place.region, place.city))
+    data = copy_rows_of(
+        (rows, Sender(received_at, hashed, place.country, agent, place.region, place.city))
         for (hashed, place, agent), rows in groups.items()
     )
     # the UTC days (a timestamp with another offset is another day there)
