@@ -57,7 +57,7 @@ from sluice.collector.client_ip import NOWHERE, Countries, DailySalts, Place, ip
 from sluice.collector.rejections import Rejection
 from sluice.collector.sources import end_user
 from sluice.collector.validate import MAX_EVENT_BYTES, Event, _uuid, to_event
-from sluice.collector.writer import GroupCommitWriter, Sender, WriteFailed, copy_rows_of
+from sluice.collector.writer import GroupCommitWriter, Sender, WriteFailed, claim_rows, copy_rows_of
 from sluice.db import async_pool
 from sluice.settings import Settings
 
@@ -115,6 +115,7 @@ class Prepared(NamedTuple):
     first_day: date | None  # of the accepted events' occurred_at
     last_day: date | None
     ids: bytes = b""  # with Task.want_ids: the distinct ids of the accepted events, 16 bytes each
+    claims: bytes = b""  # the accepted events' claims in event_ids (writer.claim_rows), one per event
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,8 @@ def prepare(task: Task) -> Prepared:
     first = earliest.astimezone(UTC).date() if earliest is not None else None
     last = latest.astimezone(UTC).date() if latest is not None else None
     ids = b"".join({event.event_id.bytes for rows in groups.values() for event in rows}) if task.want_ids else b""
-    return Prepared(data, sum(map(len, groups.values())), rejected, first, last, ids)
+    claims = claim_rows((event.event_id for rows in groups.values() for event in rows), received_at)
+    return Prepared(data, sum(map(len, groups.values())), rejected, first, last, ids, claims)
 
 
 _UNSEEN = object()
@@ -532,7 +534,7 @@ async def _run(options: Options, settings: Settings, batches: Iterator[_Batch], 
     summary = Summary(dry_run=options.dry_run)
     needs_database = not options.dry_run or settings.require_known_sites
     pool = async_pool(settings, min_size=1, max_size=2, name="sluice-import") if needs_database else None
-    writers = [] if options.dry_run else [GroupCommitWriter(settings) for _ in range(WRITERS)]
+    writers = [] if options.dry_run else [GroupCommitWriter(settings, claims_given=True) for _ in range(WRITERS)]
     loop = asyncio.get_running_loop()
     # forkserver: a forked child would share this process's PostgreSQL sockets (and could end them)
     context = multiprocessing.get_context("forkserver")
@@ -571,7 +573,7 @@ async def _run(options: Options, settings: Settings, batches: Iterator[_Batch], 
                             if prepared.ids:  # new events: no more looking up until a write goes careful
                                 probed_until = _careful_writes(writers)
                             writer, turn = writers[turn], (turn + 1) % len(writers)
-                            writing = writer.write_copy_rows(prepared.data, prepared.events, received_at)
+                            writing = writer.write_claimed(prepared.data, prepared.claims, prepared.events, received_at)
                             writes.append((_last_line(batch), asyncio.create_task(writing)))
                     reporter.advance(batch.bytes_read, summary.lines)
                 elif writes:
