@@ -8,7 +8,9 @@ stored. When idle it writes at once; there is no fixed wait window.
 The write is optimistic. The fast write COPYs the rows straight into `events` and claims their ids in
 `event_ids` with a plain insert. When an id is already there (a retried event, or one sent twice in
 the batch) that fails, the transaction rolls back, and the careful write does the batch again: COPY
-into a temporary staging table, then move only the first copy of each id that is new.
+into a temporary staging table, then move only the first copy of each id that is new. A writer
+made with `claims_given` (`sluice import`'s) is handed each batch's claims with its rows and COPYs
+them into `event_ids` itself, before the rows (see _FAST_CLAIMED).
 
 With a spool (collector/spool.py), a batch PostgreSQL does not take is appended to it instead and
 acknowledged once fsync'd there; the writer is then "offline": new requests go straight to the
@@ -116,8 +118,8 @@ _CLAIM_WINDOW = timedelta(days=1)
 # `sluice import`'s fast write (a writer made with claims_given): the claim rows come from the
 # client (`claim_rows`: the batch's ids, sorted, each with its received_at), COPYed into event_ids
 # before the events. PostgreSQL then neither reads the rows back through events_txid_idx nor sorts
-# them: 3-4 µs less of the server's CPU per event (bench/README.md, "Import, round 3"). A taken id
-# fails the claim's COPY before any event is sent.
+# them: less of the server's CPU per event (bench/README.md, "Import, 2026-12-03, import-speed3").
+# A taken id fails the claim's COPY before any event is sent.
 _CLAIM_COPY = "copy event_ids (event_id, received_at) from stdin (format binary)"
 _FAST_CLAIMED = f"begin; {_CLAIM_COPY}; copy events ({_COLUMNS}) from stdin {_BINARY}; commit".encode()
 # Each write is ONE simple-protocol query, so one transaction costs two round trips (send it and get
