@@ -4,10 +4,9 @@ Each line (NDJSON: one `/collect` event object; CSV: one row under a header nami
 checked by `validate.to_event`, exactly as a `/collect` event, and turned away with the same
 codes (and, with SLUICE_REQUIRE_KNOWN_SITES, `unknown_site`), reported by line number. The accepted
 ones go to the collector's group-commit writer (collector/writer.py) as COPY rows in its binary
-format, with their claims in `event_ids` (writer.claim_rows), in batches of `CHUNK_LINES` lines:
-fast COPY of the claims and the rows, the careful write when an id is already stored. So
-importing a file twice stores it once; the second time, once a write has met a stored id, each
-batch's ids are looked up first and a batch of stored ones is not sent at all.
+format, in batches of `CHUNK_LINES` lines: fast COPY and id claim, the careful write when an id is
+already stored. So importing a file twice stores it once; the second time, once a write has met a
+stored id, each batch's ids are looked up first and a batch of stored ones is not sent at all.
 
 What a live event gets from its HTTP request, a line may carry as fields of its own, which are
 taken out of the stored payload: `userAgent`, `country` (with `region` and `city`), and `ip`, which
@@ -25,12 +24,12 @@ equal in everything but their `ip` count as equal: the id must not be a hash of 
 Speed: parsing, validation, hashing and COPY encoding run in worker processes
 (`prepare`, one batch per call), while this process reads the file and sends the encoded batches to
 PostgreSQL; memory stays flat in the file's size (at most `AHEAD` batches in flight). Where the
-time goes (bench/README.md, "Import", the last section): a worker executes ~92,000 instructions
+time goes (bench/README.md, "Import", the last section): a worker executes ~89,000 instructions
 per line, of which `validate.to_event` ~25,000, parsing the line ~15,500, the line's own fields and
 a made id ~25,000, a sender's address the first time it is seen (parse, hash, place) and grouping
 ~20,000 in a short file (a tenth of that in 1,000,000 lines), the COPY rows ~12,000; PostgreSQL
-spends ~8-13 µs per event on the COPY into `events` (each of its two indexes ~2.5 of it) and ~3.4
-on the claims.
+spends ~8-13 µs per event on the COPY into `events` (each of its two indexes ~2.5 of it) and ~4 on
+the claim in `event_ids`.
 """
 
 from __future__ import annotations
@@ -61,7 +60,7 @@ from sluice.collector.client_ip import NOWHERE, Countries, DailySalts, Place, ip
 from sluice.collector.rejections import Rejection
 from sluice.collector.sources import end_user
 from sluice.collector.validate import MAX_EVENT_BYTES, Event, _uuid, to_event
-from sluice.collector.writer import GroupCommitWriter, Sender, WriteFailed, claim_rows, copy_rows_of
+from sluice.collector.writer import GroupCommitWriter, Sender, WriteFailed, copy_rows_of
 from sluice.db import async_pool
 from sluice.settings import Settings
 
@@ -119,7 +118,6 @@ class Prepared(NamedTuple):
     first_day: date | None  # of the accepted events' occurred_at
     last_day: date | None
     ids: bytes = b""  # with Task.want_ids: the distinct ids of the accepted events, 16 bytes each
-    claims: bytes = b""  # the accepted events' claims in event_ids (writer.claim_rows), one per event
 
 
 @dataclass(frozen=True)
@@ -258,8 +256,7 @@ def prepare(task: Task) -> Prepared:
     first = earliest.astimezone(UTC).date() if earliest is not None else None
     last = latest.astimezone(UTC).date() if latest is not None else None
     ids = b"".join({event.event_id.bytes for rows in groups.values() for event in rows}) if task.want_ids else b""
-    claims = claim_rows((event.event_id for rows in groups.values() for event in rows), received_at)
-    return Prepared(data, sum(map(len, groups.values())), rejected, first, last, ids, claims)
+    return Prepared(data, sum(map(len, groups.values())), rejected, first, last, ids)
 
 
 _UNSEEN = object()
@@ -538,7 +535,7 @@ async def _run(options: Options, settings: Settings, batches: Iterator[_Batch], 
     summary = Summary(dry_run=options.dry_run)
     needs_database = not options.dry_run or settings.require_known_sites
     pool = async_pool(settings, min_size=1, max_size=2, name="sluice-import") if needs_database else None
-    writers = [] if options.dry_run else [GroupCommitWriter(settings, claims_given=True) for _ in range(WRITERS)]
+    writers = [] if options.dry_run else [GroupCommitWriter(settings) for _ in range(WRITERS)]
     loop = asyncio.get_running_loop()
     # forkserver: a forked child would share this process's PostgreSQL sockets (and could end them)
     context = multiprocessing.get_context("forkserver")
@@ -577,7 +574,7 @@ async def _run(options: Options, settings: Settings, batches: Iterator[_Batch], 
                             if prepared.ids:  # new events: no more looking up until a write goes careful
                                 probed_until = _careful_writes(writers)
                             writer, turn = writers[turn], (turn + 1) % len(writers)
-                            writing = writer.write_claimed(prepared.data, prepared.claims, prepared.events, received_at)
+                            writing = writer.write_copy_rows(prepared.data, prepared.events, received_at)
                             writes.append((_last_line(batch), asyncio.create_task(writing)))
                     reporter.advance(batch.bytes_read, summary.lines)
                 elif writes:

@@ -8,9 +8,7 @@ stored. When idle it writes at once; there is no fixed wait window.
 The write is optimistic. The fast write COPYs the rows straight into `events` and claims their ids in
 `event_ids` with a plain insert. When an id is already there (a retried event, or one sent twice in
 the batch) that fails, the transaction rolls back, and the careful write does the batch again: COPY
-into a temporary staging table, then move only the first copy of each id that is new. A writer
-made with `claims_given` (`sluice import`'s) is handed each batch's claims with its rows and COPYs
-them into `event_ids` itself, before the rows (see _FAST_CLAIMED).
+into a temporary staging table, then move only the first copy of each id that is new.
 
 With a spool (collector/spool.py), a batch PostgreSQL does not take is appended to it instead and
 acknowledged once fsync'd there; the writer is then "offline": new requests go straight to the
@@ -37,7 +35,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from itertools import repeat
 from typing import Any, NamedTuple
 
 import psycopg
@@ -115,13 +112,6 @@ _PREPARE_CLAIM = b"""
     order by event_id
 """
 _CLAIM_WINDOW = timedelta(days=1)
-# `sluice import`'s fast write (a writer made with claims_given): the claim rows come from the
-# client (`claim_rows`: the batch's ids, sorted, each with its received_at), COPYed into event_ids
-# before the events. PostgreSQL then neither reads the rows back through events_txid_idx nor sorts
-# them: less of the server's CPU per event (bench/README.md, "Import, 2026-12-03, import-speed3").
-# A taken id fails the claim's COPY before any event is sent.
-_CLAIM_COPY = "copy event_ids (event_id, received_at) from stdin (format binary)"
-_FAST_CLAIMED = f"begin; {_CLAIM_COPY}; copy events ({_COLUMNS}) from stdin {_BINARY}; commit".encode()
 # Each write is ONE simple-protocol query, so one transaction costs two round trips (send it and get
 # COPY's go-ahead; send the rows and get every result) instead of five, each of which would wait its
 # turn behind the HTTP work queued on the event loop. The fast write's first round trip is taken
@@ -166,8 +156,6 @@ _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _length = struct.Struct("!i").pack
 _timestamp = struct.Struct("!iq").pack
 _jsonb_head = struct.Struct("!iB").pack
-_CLAIM_ROW_START = struct.pack("!hi", 2, 16)  # event_ids' two fields, then the uuid's length
-CLAIM_ROW_BYTES = len(_CLAIM_ROW_START) + 16 + 12  # the uuid, then the timestamptz's length and value
 
 
 def copy_rows(rows: Sequence[Row], sender: Sender) -> bytes:
@@ -246,18 +234,6 @@ def copy_rows_of(groups: Iterable[tuple[Sequence[Row], Sender]]) -> bytes:
     return b"".join(parts)
 
 
-def claim_rows(event_ids: Iterable[uuid.UUID], received_at: datetime) -> bytes:
-    """The claims of these ids in event_ids, in COPY's binary format (without header and trailer),
-    sorted by id: concurrent writers take the index's locks in one order (see _PREPARE_CLAIM)."""
-    values = sorted([each.int for each in event_ids])
-    if not values:
-        return b""
-    stamp = _stamp(received_at, {})
-    # every row but the first starts where the one before ends with its stamp: a join, with no
-    # Python code per row
-    return _CLAIM_ROW_START + (stamp + _CLAIM_ROW_START).join(map(int.to_bytes, values, repeat(16))) + stamp
-
-
 def framed(*requests: bytes) -> bytes:
     """Rows from `copy_rows`, of one request or many, as a whole binary COPY stream (one copy of them)."""
     return b"".join((_HEADER, *requests, _TRAILER))
@@ -292,11 +268,9 @@ class _Request(NamedTuple):
     events: int
     received_at: datetime
     done: asyncio.Future[None]
-    claims: bytes = b""  # with claims_given: the rows' claims in event_ids (claim_rows)
 
 
 _DATA = operator.attrgetter("data")
-_CLAIMS = operator.attrgetter("claims")
 _RECEIVED_AT = operator.attrgetter("received_at")
 
 
@@ -322,12 +296,7 @@ class GroupCommitWriter:
         connect_timeout_s: int = 5,
         spool: Spool | None = None,
         write_timeout_s: float | None = None,
-        claims_given: bool = False,
     ) -> None:
-        # claims_given: every write brings its claims (write_claimed; `sluice import`), sent by COPY
-        if claims_given and spool is not None:
-            raise ValueError("a writer with claims_given takes no spool (a spooled chunk holds no claims)")
-        self._claims_given = claims_given
         self._conninfo = conninfo(settings, "sluice-collector-writer")
         self._connect_timeout_s = connect_timeout_s
         # the most one write (connect, COPY, commit; or a replayed chunk, or a probe) may take; None:
@@ -400,7 +369,7 @@ class GroupCommitWriter:
             return
         await self._enqueue(data, events, sender.received_at)
 
-    async def _enqueue(self, data: bytes, events: int, oldest: datetime, claims: bytes = b"") -> None:
+    async def _enqueue(self, data: bytes, events: int, oldest: datetime) -> None:
         full = self._pending_events >= QUEUE_MAX_EVENTS or self._pending_bytes >= QUEUE_MAX_BYTES
         if self.spool is not None and (full or not self.online):
             await self._to_spool(data, events, oldest)
@@ -408,7 +377,7 @@ class GroupCommitWriter:
         if full:
             raise WriteFailed("the collector is overloaded: its queue is full")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Request(data, events, oldest, future, claims))
+        self._pending.append(_Request(data, events, oldest, future))
         self._pending_events += events
         self._pending_bytes += len(data)
         self._wakeup.set()
@@ -416,23 +385,10 @@ class GroupCommitWriter:
 
     async def write_copy_rows(self, data: bytes, events: int, oldest: datetime) -> None:
         """Like `write`, for rows already in COPY's format (`copy_rows`, of any senders; `oldest`
-        their earliest received_at)."""
-        if self._claims_given:
-            raise ValueError("this writer takes its claims with the rows: write_claimed")
+        their earliest received_at): `sluice import` encodes them in worker processes."""
         if self._stopping:
             raise WriteFailed("the collector is shutting down")
         await self._enqueue(data, events, oldest)
-
-    async def write_claimed(self, data: bytes, claims: bytes, events: int, oldest: datetime) -> None:
-        """Like `write_copy_rows`, with the rows' claims (`claim_rows` of their ids), for a writer
-        made with claims_given: `sluice import` encodes both in worker processes."""
-        if not self._claims_given:
-            raise ValueError("write_claimed needs a writer made with claims_given")
-        if len(claims) != events * CLAIM_ROW_BYTES:  # an event stored unclaimed could be stored twice
-            raise ValueError(f"{len(claims) // CLAIM_ROW_BYTES} claims for {events} events")
-        if self._stopping:
-            raise WriteFailed("the collector is shutting down")
-        await self._enqueue(data, events, oldest, claims)
 
     async def write_many(self, groups: Sequence[tuple[Sequence[Row], Sender]]) -> None:
         """Like `write`, for one request whose events have different senders (a server source's,
@@ -501,8 +457,7 @@ class GroupCommitWriter:
             if not self.online:  # queued before the write that failed: straight to the spool
                 raise WriteFailed("PostgreSQL is unavailable")
             # map() over the requests rather than generators: no Python frame resumed per request
-            claims = framed(*map(_CLAIMS, batch)) if self._claims_given else None
-            await self._write(framed(*map(_DATA, batch)), min(map(_RECEIVED_AT, batch)), events, claims)
+            await self._write(framed(*map(_DATA, batch)), min(map(_RECEIVED_AT, batch)), events)
         except Exception as exc:
             if self.spool is None:
                 self._faults.fault(
@@ -566,7 +521,7 @@ class GroupCommitWriter:
         self._spool_gauges()
         return True
 
-    async def _write(self, data: bytes, oldest: datetime, events: int, claims: bytes | None = None) -> None:
+    async def _write(self, data: bytes, oldest: datetime, events: int) -> None:
         """One write, bounded by the write timeout: the watchdog cancels it once it runs out of time.
 
         Not asyncio.timeout: that makes a timer per write (and three coroutines), some 8 µs here, which
@@ -578,7 +533,7 @@ class GroupCommitWriter:
             if self._watchdog is None:
                 self._watchdog = asyncio.get_running_loop().call_at(deadline, self._watch)
         try:
-            await self._write_once_or_twice(data, oldest, claims)
+            await self._write_once_or_twice(data, oldest)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if not self._expired or task is None:  # not the watchdog's: a real cancellation
@@ -603,7 +558,7 @@ class GroupCommitWriter:
         self._expired = True
         self._task.cancel()  # the writer's task: _write runs only in it
 
-    async def _write_once_or_twice(self, data: bytes, oldest: datetime, claims: bytes | None) -> None:
+    async def _write_once_or_twice(self, data: bytes, oldest: datetime) -> None:
         # One retry, on a fresh connection when the old one broke. Retrying is safe even if the
         # first COMMIT did land before the error: the ids are then in event_ids and nothing is stored twice.
         slot = self._armed if self._armed is not None else self._turn
@@ -615,8 +570,8 @@ class GroupCommitWriter:
                     await self._arm(conn, slot)
                 # A request stamped before the armed claim's floor (queued a day: never, short of
                 # the clock jumping back) would go unclaimed: the armed write then commits nothing.
-                claimable = claims is not None or oldest >= self._claim_floors[slot]
-                fast = await self._fast_write(conn, data if claimable else framed(), claims, next_slot=1 - slot)
+                claimable = oldest >= self._claim_floors[slot]
+                fast = await self._fast_write(conn, data if claimable else framed(), next_slot=1 - slot)
                 if not (fast and claimable):
                     self.careful_writes += 1
                     await self._careful_write(conn, data)
@@ -631,15 +586,10 @@ class GroupCommitWriter:
                     raise
                 self._faults.fault("write retried", f"collector writer: retrying a write after: {exc}", logging.WARNING)
 
-    async def _fast_write(
-        self, conn: psycopg.AsyncConnection[Any], data: bytes, claims: bytes | None, *, next_slot: int
-    ) -> bool:
+    async def _fast_write(self, conn: psycopg.AsyncConnection[Any], data: bytes, *, next_slot: int) -> bool:
         """COPY straight into `events` and claim the ids; False, rolled back, if an id was taken."""
         try:
             await pgwire.until_copy_in(conn)  # begin, then COPY's go-ahead
-            if claims is not None:  # (claims_given) the claims first, then the events' COPY's go-ahead
-                await pgwire.copy_and_finish(conn, claims)
-                await pgwire.until_copy_in(conn)
             await pgwire.copy_and_finish(conn, data)
             await self._arm_next(next_slot)  # its go-ahead travels while this batch commits
             await pgwire.results(conn)  # copy, claim, commit
@@ -660,9 +610,6 @@ class GroupCommitWriter:
     async def _arm(self, conn: psycopg.AsyncConnection[Any], slot: int) -> None:
         """Sends the fast write's query; the rows follow once COPY's go-ahead is back."""
         await self._ensure_partitions(conn)
-        if self._claims_given:
-            await pgwire.send_query(conn, _FAST_CLAIMED)
-            return
         floor = datetime.now(UTC) - _CLAIM_WINDOW
         await pgwire.send_query(conn, _FAST % floor.isoformat().encode())
         self._claim_floors[slot] = floor
@@ -691,9 +638,6 @@ class GroupCommitWriter:
             async with self._bounded():  # armed before a lock was taken, its COPY waits on the lock
                 await pgwire.until_copy_in(conn)
                 await pgwire.copy_and_finish(conn, framed())
-                if self._claims_given:  # (no claims: the events' COPY, empty too)
-                    await pgwire.until_copy_in(conn)
-                    await pgwire.copy_and_finish(conn, framed())
                 await pgwire.results(conn)
         except WriteTimedOut as exc:  # PostgreSQL is stuck: the next batch goes to the spool, not to a wait
             if self.spool is not None:

@@ -2,15 +2,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
 import orjson
 import psycopg
 import pytest
 
-from sluice.collector.writer import GroupCommitWriter, Row, Sender, WriteFailed, claim_rows, copy_rows, copy_rows_of
+from sluice.collector.writer import GroupCommitWriter, Row, Sender, WriteFailed, copy_rows, copy_rows_of
 from sluice.settings import Settings
 
 SENDER = Sender(datetime.now(UTC), None, None, None)
@@ -247,63 +245,3 @@ def test_copy_rows_of_many_senders_is_each_senders_copy_rows_joined() -> None:
 
     assert copy_rows_of(groups) == b"".join(copy_rows(rows, sender) for rows, sender in groups)
     assert copy_rows_of([]) == b""
-
-
-def claimed(writer: GroupCommitWriter, rows: list[Row]) -> Coroutine[Any, Any, None]:
-    """`sluice import`'s write: the rows with their claims (claim_rows), as its workers encode them."""
-    data = copy_rows_of([(rows, SENDER)])
-    return writer.write_claimed(
-        data, claim_rows([r[0] for r in rows], SENDER.received_at), len(rows), SENDER.received_at
-    )
-
-
-def test_a_writer_given_the_claims_stores_each_id_once_fast_then_carefully(
-    settings: Settings, db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("sluice.collector.writer._IDLE_S", 0.2)  # an armed connection commits its empty COPYs
-    retried, twice = uuid.uuid4(), uuid.uuid4()
-
-    async def scenario() -> list[int]:
-        writer = GroupCommitWriter(settings, claims_given=True)
-        await writer.start()
-        await asyncio.gather(*(claimed(writer, [row(), row()]) for _ in range(5)))  # new ids
-        await claimed(writer, [row(retried)])
-        fast = writer.careful_writes
-        await claimed(writer, [row(), row(retried)])  # an id stored before
-        await claimed(writer, [row(twice), row(twice)])  # an id twice in a batch
-        careful = writer.careful_writes
-        await asyncio.sleep(0.5)  # idle: the armed write is ended
-        await claimed(writer, [row()])
-        await writer.stop()
-        return [fast, careful, writer.careful_writes]
-
-    assert asyncio.run(scenario()) == [0, 2, 2]
-    assert db.execute("select count(*), count(distinct event_id) from events").fetchone() == (14, 14)
-    assert db.execute("select count(*) from event_ids").fetchone() == (14,)
-    assert db.execute("select count(*) from events where event_id = any(%s)", ([retried, twice],)).fetchone() == (2,)
-    # each claim's received_at is its event's
-    unmatched = "select count(*) from events e join event_ids i using (event_id) where i.received_at <> e.received_at"
-    assert db.execute(unmatched).fetchone() == (0,)
-
-
-def test_a_writer_given_the_claims_refuses_rows_without_them(settings: Settings) -> None:
-    async def scenario() -> None:
-        writer = GroupCommitWriter(settings, claims_given=True)
-        rows = [row(), row()]
-        with pytest.raises(ValueError, match="write_claimed"):
-            await writer.write_copy_rows(copy_rows_of([(rows, SENDER)]), 2, SENDER.received_at)
-        with pytest.raises(ValueError, match="1 claims for 2 events"):
-            await writer.write_claimed(copy_rows_of([(rows, SENDER)]), claim_rows([rows[0][0]], AT), 2, AT)
-        with pytest.raises(ValueError, match="claims_given"):
-            await GroupCommitWriter(settings).write_claimed(b"", b"", 0, AT)
-
-    AT = SENDER.received_at
-    asyncio.run(scenario())
-
-
-def test_claim_rows_are_sorted_by_id_in_copy_binary() -> None:
-    ids = [uuid.UUID(int=3), uuid.UUID(int=1 << 127), uuid.UUID(int=2)]
-    at = datetime(2000, 1, 1, 0, 0, 1, tzinfo=UTC)  # one second after PostgreSQL's epoch
-    stamp = (8).to_bytes(4, "big") + (1_000_000).to_bytes(8, "big")
-    head = (2).to_bytes(2, "big") + (16).to_bytes(4, "big")
-    assert claim_rows(ids, at) == b"".join(head + i.bytes + stamp for i in sorted(ids, key=lambda u: u.int))

@@ -311,9 +311,9 @@ def test_importing_again_sends_no_batch_whose_every_id_is_stored(
     sent: list[int] = []  # the events of each batch the import hands to the writer
 
     class Writer(GroupCommitWriter):
-        async def write_claimed(self, data: bytes, claims: bytes, events: int, oldest: datetime) -> None:
+        async def write_copy_rows(self, data: bytes, events: int, oldest: datetime) -> None:
             sent.append(events)
-            await super().write_claimed(data, claims, events, oldest)
+            await super().write_copy_rows(data, events, oldest)
 
     monkeypatch.setattr(importer, "GroupCommitWriter", Writer)
     monkeypatch.setattr(importer, "CHUNK_LINES", 1)  # a batch per line
