@@ -33,7 +33,7 @@ import operator
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -160,44 +160,56 @@ _jsonb_head = struct.Struct("!iB").pack
 
 def copy_rows(rows: Sequence[Row], sender: Sender) -> bytes:
     """The rows in COPY's binary format, without the header and trailer (`framed` adds them)."""
+    return copy_rows_of(((rows, sender),))
+
+
+def copy_rows_of(groups: Iterable[tuple[Sequence[Row], Sender]]) -> bytes:
+    """`copy_rows` of each (rows, sender) in turn, joined, with what they share encoded once for
+    all of them: a server source's request (an end user each), and `sluice import`'s batch, where
+    a sender (an address, a User-Agent) has some 2-3 rows."""
     # A request's events mostly share their times, site, type, visitor and session: each is
-    # encoded once per request. The texts are remembered in a dict; a time only while the rows
-    # repeat it (the previous row's): each event's datetime is an object of its own, and hashing an
-    # aware datetime calls its utcoffset(), ~3,200 instructions (callgrind), more than encoding it.
+    # encoded once. The texts are remembered in a dict; a time only while the rows repeat it (the
+    # previous row's): each event's datetime is an object of its own, and hashing an aware
+    # datetime calls its utcoffset(), ~3,200 instructions (callgrind), more than encoding it.
     texts: dict[str | None, bytes] = {None: _NULL}
-    received_at, ip_hash, country, user_agent, region, city = sender
-    shared = b"".join(  # unrolled: region and city are mostly None, found in `texts` without a call
-        (
-            _stamp(received_at),
-            texts.get(ip_hash) or _known_text(ip_hash, texts),  # type: ignore[arg-type]  # None is in
-            texts.get(country) or _known_text(country, texts),  # type: ignore[arg-type]  # None is in
-            texts.get(user_agent) or _known_text(user_agent, texts),  # type: ignore[arg-type]  # None is in
-            texts.get(region) or _known_text(region, texts),  # type: ignore[arg-type]  # None is in
-            texts.get(city) or _known_text(city, texts),  # type: ignore[arg-type]  # None is in
-        )
-    )
     parts: list[bytes] = []
+    last_received: Any = _NO_TIME
     last_occurred: Any = _NO_TIME
     last_client: Any = _NO_TIME
-    occurred = client = _NULL
-    for event_id, site_id, event_type, occurred_at, client_timestamp, visitor_id, session_id, payload in rows:
-        if occurred_at != last_occurred:  # (equal instants encode alike, whatever their zones)
-            last_occurred, occurred = occurred_at, _stamp(occurred_at)
-        if client_timestamp != last_client:
-            last_client, client = client_timestamp, _NULL if client_timestamp is None else _stamp(client_timestamp)
-        parts += (
-            _ROW_START,
-            event_id.int.to_bytes(16),  # (UUID.bytes, without its Python-level property)
-            texts.get(site_id) or _known_text(site_id, texts),
-            texts.get(event_type) or _known_text(event_type, texts),
-            occurred,
-            client,
-            texts.get(visitor_id) or _known_text(visitor_id, texts),  # type: ignore[arg-type]  # None is in
-            texts.get(session_id) or _known_text(session_id, texts),  # type: ignore[arg-type]  # None is in
-            _jsonb_head(len(payload) + 1, 1),  # the field's length, then jsonb's version byte
-            payload,
-            shared,
+    received = occurred = client = _NULL
+    for rows, (received_at, ip_hash, country, user_agent, region, city) in groups:
+        if received_at != last_received:
+            last_received, received = received_at, _stamp(received_at)
+        shared = b"".join(  # unrolled: region and city are mostly None, found in `texts` without a call
+            (
+                received,
+                texts.get(ip_hash) or _known_text(ip_hash, texts),  # type: ignore[arg-type]  # None is in
+                texts.get(country) or _known_text(country, texts),  # type: ignore[arg-type]  # None is in
+                texts.get(user_agent) or _known_text(user_agent, texts),  # type: ignore[arg-type]  # None is in
+                texts.get(region) or _known_text(region, texts),  # type: ignore[arg-type]  # None is in
+                texts.get(city) or _known_text(city, texts),  # type: ignore[arg-type]  # None is in
+            )
         )
+        for event_id, site_id, event_type, occurred_at, client_timestamp, visitor_id, session_id, payload in rows:
+            if occurred_at != last_occurred:  # (equal instants encode alike, whatever their zones)
+                last_occurred, occurred = occurred_at, _stamp(occurred_at)
+            if client_timestamp is occurred_at:  # an event whose time is its client's (an import's line)
+                last_client, client = client_timestamp, occurred
+            elif client_timestamp != last_client:
+                last_client, client = client_timestamp, _NULL if client_timestamp is None else _stamp(client_timestamp)
+            parts += (
+                _ROW_START,
+                event_id.int.to_bytes(16),  # (UUID.bytes, without its Python-level property)
+                texts.get(site_id) or _known_text(site_id, texts),
+                texts.get(event_type) or _known_text(event_type, texts),
+                occurred,
+                client,
+                texts.get(visitor_id) or _known_text(visitor_id, texts),  # type: ignore[arg-type]  # None is in
+                texts.get(session_id) or _known_text(session_id, texts),  # type: ignore[arg-type]  # None is in
+                _jsonb_head(len(payload) + 1, 1),  # the field's length, then jsonb's version byte
+                payload,
+                shared,
+            )
     return b"".join(parts)
 
 
@@ -364,7 +376,7 @@ class GroupCommitWriter:
         each on behalf of its own end user): all of them in the same transaction, or spool record."""
         if self._stopping:
             raise WriteFailed("the collector is shutting down")
-        data = b"".join(copy_rows(rows, sender) for rows, sender in groups)
+        data = copy_rows_of(groups)
         events = sum(len(rows) for rows, _ in groups)
         await self._enqueue(data, events, min(sender.received_at for _, sender in groups))
 

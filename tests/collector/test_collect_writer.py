@@ -8,7 +8,7 @@ import orjson
 import psycopg
 import pytest
 
-from sluice.collector.writer import GroupCommitWriter, Row, Sender, WriteFailed, copy_rows
+from sluice.collector.writer import GroupCommitWriter, Row, Sender, WriteFailed, copy_rows, copy_rows_of
 from sluice.settings import Settings
 
 SENDER = Sender(datetime.now(UTC), None, None, None)
@@ -238,3 +238,23 @@ def test_a_time_repeated_by_the_next_row_is_encoded_as_that_row_s_own() -> None:
         (uuid.uuid4(), "s", "pageview", occurred, client, None, None, b"{}") for occurred, client in times
     ]
     assert copy_rows(rows, SENDER) == b"".join(copy_rows([row], SENDER) for row in rows)
+
+
+def test_copy_rows_of_many_senders_is_each_senders_copy_rows_joined() -> None:
+    at = datetime(2026, 8, 1, 12, 0, tzinfo=UTC)
+    later = datetime(2026, 8, 1, 14, 30, 0, 250, tzinfo=timezone(timedelta(hours=2)))  # another offset
+    groups: list[tuple[list[Row], Sender]] = [
+        (
+            [
+                (uuid.uuid4(), "s", "pageview", at, at, "v1", None, b'{"a":1}'),  # client time: the same object
+                (uuid.uuid4(), "s", "pageview", later, at, "v1", "x", b"{}"),  # another client time
+                (uuid.uuid4(), "t", "click", later, None, None, None, b"{}"),
+            ],
+            Sender(at, "h1", "US", "UA/1", "US-CA", "Zürich"),
+        ),
+        ([(uuid.uuid4(), "s", "pageview", at, None, "v1", None, b"{}")], Sender(at, None, None, None)),
+        ([(uuid.uuid4(), "t", "pageview", later, later, "v2", "x", b"{}")], Sender(later, "h1", "US", "UA/1")),
+    ]
+
+    assert copy_rows_of(groups) == b"".join(copy_rows(rows, sender) for rows, sender in groups)
+    assert copy_rows_of([]) == b""

@@ -7,6 +7,7 @@ import io
 import ipaddress
 import json
 import sys
+import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -337,3 +338,10 @@ def test_importing_again_sends_no_batch_whose_every_id_is_stored(
     after = db.execute("select event_id, payload from events where visitor_id <> 'new' order by event_id").fetchall()
     assert after == stored
     assert db.execute("select count(*) from events where visitor_id = 'new'").fetchone() == (1,)
+
+
+def test_a_made_id_is_the_uuid5_of_the_line_and_its_rank_among_equal_lines() -> None:
+    content = b'{"eventType":"pageview","siteId":"shop"}'
+    assert importer.event_id_of(content, 0) == uuid.uuid5(importer.ID_NAMESPACE, content.decode())
+    assert importer.event_id_of(content, 2) == uuid.uuid5(importer.ID_NAMESPACE, content.decode() + "#2")
+    assert importer.event_id_of(content, 0) == importer.event_id_of(content, 0)  # (the namespace's SHA-1 is copied)
