@@ -215,14 +215,17 @@ def _whole_months(period: Period) -> tuple[date, date] | None:
 def _weeks_outside_months(period: Period, months: tuple[date, date] | None) -> list[date]:
     """The Mondays of the ISO weeks the period covers whole that have no day in a month it covers
     whole (those weeks' days are read as part of their month, or as days)."""
-    first = period.first_day + timedelta(days=-period.first_day.weekday() % 7)
-    mondays = [first + timedelta(weeks=i) for i in range((period.last_day - first).days // 7 + 1)]
-    mondays = [monday for monday in mondays if monday + timedelta(days=6) <= period.last_day]
+    first = period.first_day + timedelta(days=-period.first_day.weekday() % 7)  # the first Monday on or after
+    whole_weeks = ((period.last_day - first).days + 1) // 7
+    mondays = [first + timedelta(weeks=i) for i in range(whole_weeks)]
     if months is None:
         return mondays
     start, last = months  # (first days of months)
-    sundays = {m: (m + timedelta(days=6)).replace(day=1) for m in mondays}
-    return [m for m in mondays if not (start <= m.replace(day=1) <= last or start <= sundays[m] <= last)]
+    return [
+        monday
+        for monday in mondays
+        if not (start <= monday.replace(day=1) <= last or start <= (monday + timedelta(days=6)).replace(day=1) <= last)
+    ]
 
 
 def _period_rows(
