@@ -144,6 +144,98 @@ def test_a_batch_finds_its_message_too_large_wherever_it_is(place: int) -> None:
     assert len(segment.translate(orjson.loads(body), "shop", "batch", len(body)).events) == 40
 
 
+# A server's batch: every message of one page, one campaign and one end user, which is what lets
+# the 32 KB check count what the messages weigh at least instead of serialising them
+_RUN_MESSAGE: dict[str, Any] = {
+    "type": "track",
+    "event": "e",
+    "anonymousId": "a",
+    "properties": {"n": 1},
+    "context": {
+        "ip": "203.0.113.9",
+        "userAgent": "Mozilla/5.0 " + "x" * 400,
+        "page": {"url": "https://example.com/" + "p" * 300, "path": "/p", "title": "Pricing"},
+        "campaign": {"source": "news", "medium": "email"},
+    },
+}
+
+
+def test_a_batch_whose_messages_weigh_enough_at_least_is_not_serialised(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = orjson.dumps({"batch": [_RUN_MESSAGE] * 100})
+    assert len(body) > 2 * segment.MAX_MESSAGE_BYTES
+
+    def refused(_: object) -> bytes:
+        raise AssertionError("a message was serialised")
+
+    monkeypatch.setattr(segment, "_dumps", refused)
+    assert len(segment.translate(orjson.loads(body), "shop", "batch", len(body)).events) == 100
+
+
+@pytest.mark.parametrize("place", [0, 1, 50, 99])
+@pytest.mark.parametrize("where", ["properties", "context.page", "context.userAgent", "context.library"])
+@pytest.mark.parametrize("fault", [None, "before", "after"])
+def test_a_message_over_32_kb_among_ones_that_weigh_enough_at_least_is_found(
+    place: int, where: str, fault: str | None
+) -> None:
+    """The count of what the messages weigh at least cannot vouch for a message over 32 KB,
+    whichever field makes it so (counted, like its page, or not); and a refusal of another message
+    waits until the messages before it are measured: the first at fault is turned away."""
+    big: dict[str, Any] = {**_RUN_MESSAGE, "context": {**_RUN_MESSAGE["context"]}}
+    if where == "properties":
+        big["properties"] = {"x": "y" * 33_000}
+    elif where == "context.page":
+        big["context"]["page"] = {"url": "https://example.com/" + "p" * 33_000}
+    elif where == "context.userAgent":
+        big["context"]["userAgent"] = "Mozilla/5.0 " + "x" * 33_000
+    else:
+        big["context"]["library"] = {"name": "n" * 33_000}
+    batch: list[Any] = [_RUN_MESSAGE] * 100
+    batch[place] = big
+    at_fault = {"before": place - 1, "after": place + 1}.get(fault or "", -1)
+    if 0 <= at_fault < len(batch):
+        batch[at_fault] = {"type": "track", "event": "e"} if at_fault % 2 else ["not a message"]
+    else:
+        at_fault = -1
+    body = orjson.dumps({"batch": batch})
+    assert len(body) < segment.MAX_BATCH_BYTES
+    with pytest.raises(Rejection) as raised:
+        segment.translate(orjson.loads(body), "shop", "batch", len(body))
+    if at_fault == -1 or at_fault > place:
+        assert (raised.value.reason, raised.value.index) == ("message_too_large", place)
+    else:
+        assert raised.value.reason in ("missing_field", "wrong_type")
+        assert raised.value.index == at_fault
+
+
+def test_a_body_just_over_32_kb_with_one_message_over_it() -> None:
+    """The narrowest case the count must turn away: one message a byte over 32 KB and a small one."""
+    small = {"type": "track", "event": "e", "anonymousId": "a"}
+    big: dict[str, Any] = {**small, "properties": {"x": ""}}
+    big["properties"]["x"] = "y" * (segment.MAX_MESSAGE_BYTES + 1 - len(orjson.dumps(big)))
+    assert len(orjson.dumps(big)) == segment.MAX_MESSAGE_BYTES + 1
+    for batch in ([big, small], [small, big], [big]):
+        body = orjson.dumps({"batch": batch})
+        with pytest.raises(Rejection) as raised:
+            segment.translate(orjson.loads(body), "shop", "batch", len(body))
+        assert (raised.value.reason, raised.value.index) == ("message_too_large", batch.index(big))
+    # and at exactly 32 KB it is taken, with a small one beside it
+    big["properties"]["x"] = big["properties"]["x"][1:]
+    body = orjson.dumps({"batch": [small, big]})
+    assert len(body) > segment.MAX_MESSAGE_BYTES
+    assert len(segment.translate(orjson.loads(body), "shop", "batch", len(body)).events) == 2
+    # a single message's endpoint: its body is the message
+    single: dict[str, Any] = {"event": "e", "anonymousId": "a", "properties": {"x": ""}}
+    single["properties"]["x"] = "y" * (segment.MAX_MESSAGE_BYTES - len(orjson.dumps(single)))
+    body = orjson.dumps(single)
+    assert len(body) == segment.MAX_MESSAGE_BYTES
+    assert len(segment.translate(orjson.loads(body), "shop", "track", len(body) + 1).events) == 1
+    single["properties"]["x"] += "y"
+    body = orjson.dumps(single)
+    with pytest.raises(Rejection) as raised:
+        segment.translate(orjson.loads(body), "shop", "track", len(body))
+    assert (raised.value.reason, raised.value.index) == ("message_too_large", None)
+
+
 @pytest.mark.parametrize(("fault", "big"), [(3, 10), (3, 20), (20, 3), (30, 17)])
 def test_the_first_message_at_fault_is_the_one_turned_away(fault: int, big: int) -> None:
     """Measuring messages in groups for the 32 KB limit turns none away early: a batch with a
