@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from sluice.collector import pgwire
 from sluice.collector.fault_log import FaultLog
@@ -277,8 +278,16 @@ class GroupCommitWriter:
         connect_timeout_s: int = 5,
         spool: Spool | None = None,
         write_timeout_s: float | None = None,
+        durable_commits: bool = True,
     ) -> None:
         self._conninfo = conninfo(settings, "sluice-collector-writer")
+        if not durable_commits:
+            # `sluice import` only: its commits do not each wait for the WAL flush (synchronous_commit
+            # off for these sessions alone). A crash of the server can then lose the last fraction of
+            # a second of them, which importing again restores (by eventId); the import's end makes
+            # all of them durable at once (importer.py). /collect's acknowledged events never.
+            options = str(conninfo_to_dict(self._conninfo).get("options") or "")
+            self._conninfo = make_conninfo(self._conninfo, options=f"{options} -c synchronous_commit=off")
         self._connect_timeout_s = connect_timeout_s
         # the most one write (connect, COPY, commit; or a replayed chunk, or a probe) may take; None:
         # no bound (`sluice import`, whose writes are big and which has no spool to fall back to)

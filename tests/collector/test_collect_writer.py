@@ -258,3 +258,25 @@ def test_copy_rows_of_many_senders_is_each_senders_copy_rows_joined() -> None:
 
     assert copy_rows_of(groups) == b"".join(copy_rows(rows, sender) for rows, sender in groups)
     assert copy_rows_of([]) == b""
+
+
+def test_only_the_import_s_writer_commits_without_waiting_for_the_wal_flush(
+    settings: Settings, db: psycopg.Connection
+) -> None:
+    """/collect acknowledges an event once it is durable; `sluice import` makes its writes durable
+    once, at its end (importer._make_durable), and is re-runnable meanwhile."""
+
+    async def setting_of(writer: GroupCommitWriter) -> str:
+        conn = await writer._connection(0)
+        found = await (await conn.execute("select current_setting('synchronous_commit')")).fetchone()
+        await writer._drop_connection(0)
+        assert found is not None
+        return str(found[0])
+
+    async def scenario() -> tuple[str, str]:
+        return await setting_of(GroupCommitWriter(settings)), await setting_of(
+            GroupCommitWriter(settings, durable_commits=False)
+        )
+
+    server = db.execute("select current_setting('synchronous_commit')").fetchone()
+    assert asyncio.run(scenario()) == (server[0] if server else None, "off")
