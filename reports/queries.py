@@ -18,7 +18,9 @@ Where the numbers come from:
 - filtered summaries and series over whole days (days, weeks, months), with postgresql-hll: the
   filter's own daily_breakdown rows (pageviews, sessions, a day's visitors), daily_breakdown_totals
   (migration 0027: events, bounces, durations) and daily_breakdown_sketches (visitors of several
-  days); filtered breakdowns, filtered hourly points, or without the extension: `sessions`;
+  days); filtered breakdowns over whole days, with postgresql-hll: session_columns (migration 0050:
+  a site-day's sessions as hashed arrays, decoded from daily_breakdown's values); filtered hourly
+  points, breakdowns of partial days, or without the extension: `sessions`;
 - `target_domain` and `short_code` over whole days, unfiltered, with postgresql-hll:
   `daily_click_breakdown` (migration 0028: clicks, a day's visitors, sketches); else `clicks` (exact);
 - realtime: the raw log's last minutes (the ETL has not seen them yet).
