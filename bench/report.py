@@ -228,16 +228,16 @@ def _is_empty(conn: psycopg.Connection, table: str) -> bool:
 
 
 def fill_new_tables(conn: psycopg.Connection) -> None:
-    """A kept data set made before a table: its rows day by day. hourly_metrics (migration 0026) and
-    daily_breakdown_totals (0027) by the ETL's one-day SQL (affected_days, sketch_sessions, the
-    table), as `sluice etl daily` would; daily_click_breakdown (0028) by its incremental SQL, each
+    """A kept data set made before a table: its rows day by day. hourly_metrics (migration 0026),
+    daily_breakdown_totals (0027) and session_columns (0050) by the ETL's one-day SQL (affected_days,
+    sketch_sessions, the table), as `sluice etl daily` would; daily_click_breakdown (0028) by its incremental SQL, each
     day's clicks as the run's new clicks; monthly_breakdown_sketches (0048) and
     weekly_breakdown_sketches (0049) by their one-day SQL with no day recomputed, which fills every
     closed month (week)."""
     if not pipeline.has_sketches(conn):
         return
     context = Context(single_day=True, sketches=True)
-    for table in ("hourly_metrics", "daily_breakdown_totals"):
+    for table in ("hourly_metrics", "daily_breakdown_totals", "session_columns"):
         if not _is_empty(conn, table):
             continue
         t0 = time.perf_counter()

@@ -128,6 +128,8 @@ JOBS: tuple[Job, ...] = (
     table("hourly_metrics", keep=raw("hour"), single_day=True),  # 24h and hourly points, with sketches
     table("daily_breakdown_sketches", bulk=True, keep=daily("day"), single_day=True),
     table("daily_breakdown_totals", bulk=True, keep=daily("day"), single_day=True),  # for filtered reports
+    # the site-days' sessions as hashed arrays, for filtered breakdowns (kept as daily_breakdown, which decodes them)
+    table("session_columns", bulk=True, keep=daily("started_on"), single_day=True),
     # the two sketch tables' closed months, unioned: long periods' breakdowns read months, not days
     table("monthly_breakdown_sketches", keep=Keep("daily", "month", monthly=True), single_day=True),
     # and their closed ISO weeks: periods of weeks (30 days) read weeks, not days

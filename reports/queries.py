@@ -18,7 +18,9 @@ Where the numbers come from:
 - filtered summaries and series over whole days (days, weeks, months), with postgresql-hll: the
   filter's own daily_breakdown rows (pageviews, sessions, a day's visitors), daily_breakdown_totals
   (migration 0027: events, bounces, durations) and daily_breakdown_sketches (visitors of several
-  days); filtered breakdowns, filtered hourly points, or without the extension: `sessions`;
+  days); filtered breakdowns over whole days, with postgresql-hll: session_columns (migration 0050:
+  a site-day's sessions as hashed arrays, decoded from daily_breakdown's values); filtered hourly
+  points, breakdowns of partial days, or without the extension: `sessions`;
 - `target_domain` and `short_code` over whole days, unfiltered, with postgresql-hll:
   `daily_click_breakdown` (migration 0028: clicks, a day's visitors, sketches); else `clicks` (exact);
 - realtime: the raw log's last minutes (the ETL has not seen them yet).
@@ -669,6 +671,8 @@ async def _value_rows(
     visitors = _SKETCHED_VISITORS if await uses_sketches(conn) else "count(distinct s.visitor_key)"
     if order == "visitors" and await _from_daily_tables(conn, period, filter_):
         return await _value_rows_by_visitors(conn, period, params, limit, offset)
+    if await _from_filtered_daily_tables(conn, period, filter_):
+        return await _session_column_rows(conn, dimension, filter_, order, params)
     if await _from_daily_tables(conn, period, filter_):
         # Ranked by visitors, every value's sketches are unioned; else the values are ranked by their
         # sums first and only the page's values' sketches are read.
@@ -728,6 +732,110 @@ async def _value_rows(
             """
         ).format(column=sql.Identifier("s", dimension), filter=_session_filter(filter_), ordering=ordering)
     return await all_rows(conn, query, params)
+
+
+class CodeCollision(RuntimeError):
+    """Two values of a dimension share a 64-bit code of session_columns: its answer would be wrong."""
+
+
+async def _session_column_rows(
+    conn: AsyncConnection[Any], dimension: str, filter_: Filter | None, order: str, params: dict[str, Any]
+) -> list[Row]:
+    """_value_rows of a filtered breakdown over whole days, with postgresql-hll, from session_columns
+    (migration 0050): the period's ~30 rows of the site, each unnesting only the arrays it needs
+    (the breakdown's, the filter's, pageviews and visitor hashes; for `path` the four page arrays of
+    the same), instead of the period's sessions (~650,000 heap rows of
+    400 bytes for the big site over 30 days; bench/README.md "Filtered breakdowns"). The rows are
+    the same as from `sessions`: the same sums, and each value's sketch built from the same
+    hll_hash_text hashes. Codes are decoded from the period's daily_breakdown values of the dimension
+    (which counts the same sessions); a null code is '(none)', and codes decoding to the same value
+    (a stored '(none)') are merged as `sessions`' coalesce does."""
+    assert filter_ is not None
+    filter_column = sql.Identifier("c", filter_.dimension)
+    matches = (
+        sql.SQL("f is null") if filter_.value == NONE_VALUE else sql.SQL("f = hashtextextended(%(filter_value)s, 0)")
+    )
+    if dimension == "path":
+        # (unnest in the select list streams; in FROM, each call materializes its rows first)
+        per_row = sql.SQL(
+            """
+            select code, pageviews, visitor
+            from (
+                select unnest(c.page_code) as code, unnest({filter_column}) as f,
+                       unnest(c.page_views) as pageviews, unnest(c.page_visitor_hash) as visitor
+            ) as u
+            where {matches}
+            """
+        ).format(filter_column=sql.Identifier("c", f"page_{filter_.dimension}"), matches=matches)
+    else:
+        per_row = sql.SQL(
+            """
+            select code, pageviews, visitor
+            from (
+                select unnest({column}) as code, unnest({filter_column}) as f,
+                       unnest(c.pageview_count) as pageviews, unnest(c.visitor_hash) as visitor
+            ) as u
+            where {matches}
+            """
+        ).format(column=sql.Identifier("c", dimension), filter_column=filter_column, matches=matches)
+    query = sql.SQL(
+        """
+        with by_code as (
+            select u.code, sum(u.pageviews)::bigint as pageviews,
+                   hll_add_agg(u.visitor::hll_hashval, 14) as sketch, count(*) as sessions
+            from session_columns as c
+            cross join lateral ({per_row}) as u
+            where c.site_id = %(site)s and c.started_on >= %(first)s and c.started_on <= %(last)s
+            group by u.code
+        ),
+
+        dictionary as (
+            select value, hashtextextended(value, 0) as code
+            from (
+                select distinct value from daily_breakdown
+                where site_id = %(site)s and dimension = %(dimension)s and day >= %(first)s and day <= %(last)s
+            ) as v
+        ),
+
+        decoded as (
+            select coalesce(d.value, case when b.code is null then {none} end) as value, b.*
+            from by_code as b
+            left join dictionary as d on d.code = b.code
+        ),
+
+        final as (
+            select value, sum(pageviews)::bigint as pageviews,
+                   round(hll_cardinality(hll_union_agg(sketch)))::bigint as visitors,
+                   sum(sessions)::bigint as sessions,
+                   count(*) filter (where value is null) as unknown
+            from decoded
+            group by value
+        )
+
+        select *, (select count(*) from (select from dictionary group by code having count(*) > 1) as d)
+                  as collisions
+        from final
+        order by {order} desc, value
+        limit %(limit)s offset %(offset)s
+        """
+    ).format(per_row=per_row, none=sql.Literal(NONE_VALUE), order=sql.Identifier(order))
+    # Planned without statistics on the arrays (an unnest is guessed at 10 elements), the ~600,000
+    # unnested elements would be sorted to be grouped, spilling to disk (0.37 s against 0.21 s
+    # hashed, os by utm_source:(none) over 30 days at 10M events): only this query is told not to.
+    # That makes its cost huge, which would compile it (JIT, ~0.4 s): not either. And `path`'s ~200
+    # sketches (10 kB each, with the hash table) outgrow 4 MB of work_mem and spill (~0.2 s).
+    async with conn.transaction():
+        await conn.execute("set local enable_sort = off")
+        await conn.execute("set local jit = off")
+        await conn.execute("set local work_mem = '64MB'")
+        rows = await all_rows(conn, query, params)
+    for row in rows:
+        if row["collisions"] or row["value"] is None or row["unknown"]:
+            raise CodeCollision(
+                f"session_columns: the codes of {dimension} over {params['first']}..{params['last']} do not"
+                " decode to one value each; filtered breakdowns need another hash"
+            )
+    return [{name: row[name] for name in ("value", "pageviews", "visitors", "sessions")} for row in rows]
 
 
 # A value's distinct visitors over several days are at most the sum of its days' (exact) visitors;

@@ -83,6 +83,7 @@ def test_the_schema_holds_every_declared_table_and_no_table_without_a_job(db: ps
         "daily_breakdown_sketches": "date",
         "daily_click_breakdown": "date",
         "daily_breakdown_totals": "date",
+        "session_columns": "date",
         "monthly_breakdown_sketches": "date",
         "weekly_breakdown_sketches": "date",
     }
@@ -155,6 +156,7 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         "hourly_metrics": 1,
         "daily_breakdown_sketches": 14,
         "daily_breakdown_totals": 12,  # the 12 session dimensions
+        "session_columns": 1,  # the one site-day
         # March 2026 is closed: its rows are filled, as daily_breakdown_sketches' and the 3 click rows
         "monthly_breakdown_sketches": 17,
         "weekly_breakdown_sketches": 17,  # its ISO week (Feb 23 - Mar 1) is closed too: the same rows
@@ -188,6 +190,7 @@ def test_rows_written_counts_the_inserted_and_updated_rows_of_each_table(
         # moved by the session's difference, as daily_breakdown: 11 dimensions one event up,
         # entry_path's /a row emptied (then deleted) and its /c row inserted
         "daily_breakdown_totals": 13,
+        "session_columns": 1,  # its site-day rewritten whole
         "monthly_breakdown_sketches": 18,  # its month recomputed whole: 15 and the 3 click rows
         "weekly_breakdown_sketches": 18,  # its week recomputed whole, as its month
     }

@@ -542,3 +542,29 @@ def test_the_weeks_a_period_reads_are_its_whole_iso_weeks_outside_its_whole_mont
         date(2026, 2, 16),
         date(2026, 4, 6),
     ]
+
+
+def test_filtered_breakdowns_from_session_columns_equal_the_count_from_sessions(
+    shop: TestClient, db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With postgresql-hll a filtered breakdown over whole days reads session_columns (migration
+    0050): every filter value the shop has ('(none)' included), session dimensions and path, each
+    order, a page with an offset (ties ranked by value): the same answers as from `sessions`."""
+    filters = rows_of(
+        db,
+        """select distinct dimension, value from daily_breakdown
+           where site_id = 'shop' and dimension in ('device_type', 'utm_source', 'country', 'entry_path')
+           order by 1, 2""",
+    )
+    assert any(value == "(none)" for _, value in filters)
+    urls = [
+        f"{API}/breakdown/{dimension}?{period}&filter={name}:{urllib.parse.quote(value)}&order={order}&{page}"
+        for name, value in filters
+        for dimension in ("path", "os", "utm_source", name)
+        for period in ("period=30d", "from=2026-03-09&to=2026-03-09")
+        for order, page in (("pageviews", "limit=10"), ("visitors", "limit=2&offset=1"), ("sessions", "limit=1"))
+    ]
+    from_columns = [get(shop, url) for url in urls]
+    assert sum(len(answer["rows"]) for answer in from_columns) > 100
+    monkeypatch.setattr(queries, "_from_filtered_daily_tables", _never)
+    assert [get(shop, url) for url in urls] == from_columns
