@@ -69,7 +69,7 @@ comment on column session_columns.pageview_count is 'Per session, sessions.pagev
 comment on column session_columns.visitor_hash is
     'Per session, hll_hash_text(sessions.visitor_key) as bigint: hll_add_agg(visitor_hash::hll_hashval, 14) is the sketch of its visitors.';
 comment on column session_columns.page_code is
-    'Per page a session viewed (one element per key of sessions.path_pageviews, by session as above, then by path): hashtextextended(path, 0). Every page_ array has these elements.';
+    'Per page a session viewed (one element per key of sessions.path_pageviews, by session as above, then in the order jsonb keeps the keys: shorter first, then bytewise): hashtextextended(path, 0). Every page_ array has these elements.';
 comment on column session_columns.page_views is 'Per page element: the session''s pageviews of the page (the value of sessions.path_pageviews).';
 comment on column session_columns.page_visitor_hash is 'Per page element: its session''s visitor_hash.';
 comment on column session_columns.page_entry_path is 'Per page element: its session''s entry_path code (as the column entry_path).';
