@@ -12,6 +12,9 @@ begin
     if to_regtype('hll') is null then
         return;
     end if;
+    -- (a database that ran 0050 before this existed may hold rows already: recomputed, as a
+    -- rebuild would)
+    delete from session_columns;
     -- (the arrays in one sort's order, as sql/etl/session_columns.sql.j2 says why)
     perform set_config('enable_hashagg', 'off', true);
     execute $insert$
